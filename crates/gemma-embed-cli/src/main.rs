@@ -1,0 +1,3 @@
+//! The gemma-embed command: embed, tokenize, convert and benchmark with GGUF embedding models.
+
+fn main() {}

@@ -1,0 +1,1 @@
+//! EmbeddingGemma forward pass over a memory-mapped GGUF file, and a Hugging Face to GGUF converter.

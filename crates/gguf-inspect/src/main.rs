@@ -1,0 +1,3 @@
+//! The gguf-inspect command: summary, metadata, tensors and statistics of GGUF files.
+
+fn main() {}

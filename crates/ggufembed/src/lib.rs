@@ -1,0 +1,1 @@
+//! Text embeddings from GGUF models (EmbeddingGemma) in pure Rust.
