@@ -1,1 +1,3 @@
 //! EmbeddingGemma forward pass over a memory-mapped GGUF file, and a Hugging Face to GGUF converter.
+
+pub mod convert;

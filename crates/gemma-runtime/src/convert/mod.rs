@@ -1,0 +1,1 @@
+//! Hugging Face (sentence-transformers) EmbeddingGemma checkpoint → GGUF converter.
