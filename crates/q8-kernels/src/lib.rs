@@ -1,1 +1,932 @@
-//! Int8 (Q8_0) and f32 transformer kernels with runtime CPU dispatch: AVX-512 VNNI, AVX2, NEON, scalar.
+//! Int8 (Q8_0) and f32 transformer kernels with runtime CPU dispatch: AVX-512 VNNI, AVX2, NEON,
+//! scalar.
+//!
+//! This crate holds the arithmetic of an embedding transformer: matrix products with Q8_0, f32,
+//! f16 and bf16 weights, and the f32 pieces of a layer (RMSNorm, GeGLU, softmax, NeoX RoPE,
+//! bidirectional windowed attention with grouped KV heads, mean pooling, L2 normalisation). It
+//! does not know about GGUF: weights come in as slices.
+//!
+//! # Backends
+//!
+//! [`kernels()`] picks the fastest [`Backend`] the CPU supports once per process (run-time
+//! detection, so a stock build uses AVX-512 VNNI where the CPU has it) and caches it. The
+//! environment variable `Q8_KERNELS_BACKEND=scalar|avx2|avx512vnni|neon|neon-dotprod` forces one;
+//! a name the CPU or the build cannot run is an error, never a silent fallback.
+//! [`Kernels::with_backend`] builds a specific one (tests, benchmarks).
+//!
+//! # Layouts
+//!
+//! * A weight matrix with GGUF shape `ne = [k, n]` is `n` rows of `k` values, row-major; for
+//!   Q8_0, row `r` is `w[r*k/32 .. (r+1)*k/32]`.
+//! * Activations `x` are `tokens × k`, row-major; outputs `y` are `tokens × n`, `y[t*n + r]`.
+//! * Every matmul computes `y = x · Wᵀ`.
+//!
+//! # Threads
+//!
+//! `matmul_*` and [`Kernels::attention`] split their work over the current rayon pool
+//! (install a pool with `ThreadPool::install` to bound it); the `*_single_thread` forms run on
+//! the calling thread, for callers that parallelise over texts.
+//!
+//! # Example
+//!
+//! ```
+//! use q8_kernels::{
+//!     dequantize_q8_0, kernels, quantize_q8_0, ActivationPrecision, BlockQ8_0, QuantizedActivations,
+//! };
+//!
+//! # fn main() -> Result<(), q8_kernels::KernelError> {
+//! let kern = kernels()?;
+//! let (n, k, tokens) = (4, 64, 2);
+//! let w_f32: Vec<f32> = (0..n * k).map(|i| (i % 7) as f32 - 3.0).collect();
+//! let mut w = vec![BlockQ8_0::quantize(&[0.0; 32]); n * k / 32];
+//! quantize_q8_0(&w_f32, &mut w)?;
+//! let x: Vec<f32> = (0..tokens * k).map(|i| (i % 5) as f32 * 0.25).collect();
+//!
+//! let mut acts = QuantizedActivations::new();
+//! kern.quantize_activations(&x, k, ActivationPrecision::Int8x2, &mut acts)?;
+//! let mut y = vec![0.0; tokens * n];
+//! kern.matmul_q8_0(&w, n, &acts, &mut y)?;
+//!
+//! // The same product with the dequantized weights in f32.
+//! let mut w_deq = vec![0.0; n * k];
+//! dequantize_q8_0(&w, &mut w_deq)?;
+//! let mut y_ref = vec![0.0; tokens * n];
+//! kern.matmul_f32(&w_deq, n, k, &x, &mut y_ref)?;
+//! for (a, b) in y.iter().zip(&y_ref) {
+//!     assert!((a - b).abs() < 1e-3 * b.abs().max(1.0));
+//! }
+//! println!("backend: {}", kern.name());
+//! # Ok(())
+//! # }
+//! ```
+
+mod acts;
+mod block;
+mod scalar;
+
+use core::ops::Range;
+use std::sync::OnceLock;
+
+use half::{bf16, f16};
+use rayon::prelude::*;
+
+pub use acts::{ActivationPrecision, QuantizedActivations};
+pub use block::{dequantize_q8_0, quantize_q8_0, BlockQ8_0, QK8_0};
+
+/// Errors of this crate: shapes and lengths that do not fit, and backends that cannot run.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum KernelError {
+    /// A slice does not have the length the other arguments imply.
+    #[error("`{what}` has length {len}, expected {expected}")]
+    LengthMismatch {
+        /// Which argument.
+        what: &'static str,
+        /// Its length.
+        len: usize,
+        /// The length the other arguments imply.
+        expected: usize,
+    },
+    /// A length that must be a multiple of something is not.
+    #[error("`{what}` has length {len}, which is not a multiple of {of}")]
+    NotMultiple {
+        /// Which argument.
+        what: &'static str,
+        /// Its length.
+        len: usize,
+        /// What it must be a multiple of.
+        of: usize,
+    },
+    /// A Q8_0 row length is not a multiple of the 32-value block.
+    #[error("`{what}` has length {len}, which is not a multiple of 32 (the Q8_0 block size)")]
+    NotBlockMultiple {
+        /// Which argument.
+        what: &'static str,
+        /// Its length.
+        len: usize,
+    },
+    /// A shape's element count does not fit in `usize`.
+    #[error("the shape of `{what}` overflows usize")]
+    Overflow {
+        /// Which argument.
+        what: &'static str,
+    },
+    /// A shape parameter is invalid (for example zero heads, or heads not a multiple of KV heads).
+    #[error("invalid shape: {reason}")]
+    InvalidShape {
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// The requested backend cannot run on this CPU or was not built for this architecture.
+    #[error("backend `{}` is not supported on this CPU/architecture", backend.name())]
+    Unsupported {
+        /// The backend asked for.
+        backend: Backend,
+    },
+    /// `Q8_KERNELS_BACKEND` names no backend.
+    #[error("Q8_KERNELS_BACKEND={name:?} is not a backend; use scalar, avx2, avx512vnni, neon or neon-dotprod")]
+    UnknownBackend {
+        /// The value found.
+        name: String,
+    },
+    /// The activations were quantized by a different backend or for no/another shape.
+    #[error("activations were quantized by backend `{quantized_by}`, but are used with `{used_with}`; quantize with the same `Kernels`")]
+    BackendMismatch {
+        /// The backend that quantized them (`none` if never quantized).
+        quantized_by: &'static str,
+        /// The backend of the matmul.
+        used_with: &'static str,
+    },
+    /// A RoPE position beyond the table.
+    #[error("RoPE position {pos} is beyond the table's {max_pos} positions")]
+    PositionOutOfRange {
+        /// The position asked for.
+        pos: usize,
+        /// The table's number of positions.
+        max_pos: usize,
+    },
+}
+
+/// `Err(LengthMismatch)` unless `len == expected`.
+pub(crate) fn check_len(
+    what: &'static str,
+    len: usize,
+    expected: usize,
+) -> Result<(), KernelError> {
+    if len == expected {
+        Ok(())
+    } else {
+        Err(KernelError::LengthMismatch {
+            what,
+            len,
+            expected,
+        })
+    }
+}
+
+/// `a * b`, or `Overflow { what }`.
+fn mul(what: &'static str, a: usize, b: usize) -> Result<usize, KernelError> {
+    a.checked_mul(b).ok_or(KernelError::Overflow { what })
+}
+
+/// A kernel implementation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Backend {
+    /// Portable Rust, the reference.
+    Scalar,
+    /// x86-64 AVX2 + FMA (+ F16C).
+    Avx2,
+    /// x86-64 AVX-512 F/BW/VL with VNNI.
+    Avx512Vnni,
+    /// aarch64 NEON without the dot-product extension.
+    Neon,
+    /// aarch64 NEON with `sdot` (the `dotprod` extension).
+    NeonDotprod,
+}
+
+impl Backend {
+    /// Every backend, fastest first within each architecture.
+    pub const ALL: [Backend; 5] = [
+        Backend::Avx512Vnni,
+        Backend::Avx2,
+        Backend::NeonDotprod,
+        Backend::Neon,
+        Backend::Scalar,
+    ];
+
+    /// The name used by `Q8_KERNELS_BACKEND` and printed by tools.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Scalar => "scalar",
+            Backend::Avx2 => "avx2",
+            Backend::Avx512Vnni => "avx512vnni",
+            Backend::Neon => "neon",
+            Backend::NeonDotprod => "neon-dotprod",
+        }
+    }
+
+    /// The backend called `name` (as in `Q8_KERNELS_BACKEND`), if any.
+    pub fn from_name(name: &str) -> Option<Backend> {
+        Backend::ALL.into_iter().find(|b| b.name() == name)
+    }
+}
+
+/// A proof that a backend can run here; each SIMD variant carries its CPU-feature token.
+#[derive(Clone, Copy, Debug)]
+enum Imp {
+    Scalar,
+}
+
+/// The kernels of one backend. Get the process-wide choice with [`kernels()`].
+#[derive(Clone, Copy, Debug)]
+pub struct Kernels {
+    imp: Imp,
+}
+
+/// The environment variable that forces a backend.
+pub const BACKEND_ENV: &str = "Q8_KERNELS_BACKEND";
+
+/// The kernels for this process: the backend named by `Q8_KERNELS_BACKEND` if set, else the
+/// fastest one the CPU supports. Detected once and cached.
+///
+/// Errors if the variable names an unknown backend or one this CPU cannot run.
+pub fn kernels() -> Result<&'static Kernels, KernelError> {
+    static CHOICE: OnceLock<Result<Kernels, KernelError>> = OnceLock::new();
+    CHOICE
+        .get_or_init(|| match std::env::var(BACKEND_ENV) {
+            Ok(name) if !name.is_empty() => {
+                let b = Backend::from_name(&name).ok_or(KernelError::UnknownBackend { name })?;
+                Kernels::with_backend(b)
+            }
+            _ => Ok(Kernels::detect()),
+        })
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
+impl Kernels {
+    /// The fastest backend this CPU supports (ignores `Q8_KERNELS_BACKEND`).
+    pub fn detect() -> Kernels {
+        Backend::ALL
+            .into_iter()
+            .find_map(|b| Kernels::with_backend(b).ok())
+            .unwrap_or(Kernels { imp: Imp::Scalar })
+    }
+
+    /// The kernels of `backend`, or `Unsupported` if this CPU/build cannot run it.
+    pub fn with_backend(backend: Backend) -> Result<Kernels, KernelError> {
+        let imp = match backend {
+            Backend::Scalar => Some(Imp::Scalar),
+            _ => None,
+        };
+        imp.map(|imp| Kernels { imp })
+            .ok_or(KernelError::Unsupported { backend })
+    }
+
+    /// Every backend this CPU can run (for tests and benchmarks).
+    pub fn available() -> Vec<Kernels> {
+        Backend::ALL
+            .into_iter()
+            .filter_map(|b| Kernels::with_backend(b).ok())
+            .collect()
+    }
+
+    /// Which backend these kernels are.
+    pub fn backend(&self) -> Backend {
+        match self.imp {
+            Imp::Scalar => Backend::Scalar,
+        }
+    }
+
+    /// The backend's name (`"avx512vnni"`, ...).
+    pub fn name(&self) -> &'static str {
+        self.backend().name()
+    }
+
+    /// Quantizes `x` (`tokens × k`, row-major) for `precision` into `out`, in this backend's
+    /// layout. `k` must be a non-zero multiple of 32 for the int8 precisions and non-zero for `F32`.
+    pub fn quantize_activations(
+        &self,
+        x: &[f32],
+        k: usize,
+        precision: ActivationPrecision,
+        out: &mut QuantizedActivations,
+    ) -> Result<(), KernelError> {
+        if k == 0 || k % QK8_0 != 0 {
+            return Err(KernelError::NotBlockMultiple { what: "k", len: k });
+        }
+        if x.len() % k != 0 {
+            return Err(KernelError::NotMultiple {
+                what: "x",
+                len: x.len(),
+                of: k,
+            });
+        }
+        let tokens = x.len() / k;
+        acts::quantize_portable(x, k, tokens, precision, out);
+        out.backend = Some(self.backend());
+        Ok(())
+    }
+
+    /// Checks `w`, `n`, `acts` and `y` of a Q8_0 matmul.
+    fn check_q8_0(
+        &self,
+        w: &[BlockQ8_0],
+        n: usize,
+        acts: &QuantizedActivations,
+        y: &[f32],
+    ) -> Result<(), KernelError> {
+        if acts.backend != Some(self.backend()) {
+            return Err(KernelError::BackendMismatch {
+                quantized_by: acts.backend.map_or("none", Backend::name),
+                used_with: self.name(),
+            });
+        }
+        check_len("w", w.len(), mul("w", n, acts.blocks_per_token())?)?;
+        check_len("y", y.len(), mul("y", n, acts.tokens)?)
+    }
+
+    /// `y = x · Wᵀ` with Q8_0 weights `w` (`n` rows of `acts.k()` values) and activations
+    /// quantized by [`Kernels::quantize_activations`]; `y` is `tokens × n`. Splits the rows over
+    /// the current rayon pool.
+    pub fn matmul_q8_0(
+        &self,
+        w: &[BlockQ8_0],
+        n: usize,
+        acts: &QuantizedActivations,
+        y: &mut [f32],
+    ) -> Result<(), KernelError> {
+        self.check_q8_0(w, n, acts, y)?;
+        for_row_chunks(n, acts.tokens, y, true, |rows, out| {
+            self.q8_0_rows(w, rows, acts, out)
+        });
+        Ok(())
+    }
+
+    /// [`Kernels::matmul_q8_0`] on the calling thread only.
+    pub fn matmul_q8_0_single_thread(
+        &self,
+        w: &[BlockQ8_0],
+        n: usize,
+        acts: &QuantizedActivations,
+        y: &mut [f32],
+    ) -> Result<(), KernelError> {
+        self.check_q8_0(w, n, acts, y)?;
+        for_row_chunks(n, acts.tokens, y, false, |rows, out| {
+            self.q8_0_rows(w, rows, acts, out)
+        });
+        Ok(())
+    }
+
+    /// The Q8_0 kernel for a range of rows; `out[t]` is token `t`'s part of `y` for those rows.
+    fn q8_0_rows(
+        &self,
+        w: &[BlockQ8_0],
+        rows: Range<usize>,
+        acts: &QuantizedActivations,
+        out: &mut [&mut [f32]],
+    ) {
+        match self.imp {
+            Imp::Scalar => scalar::matmul_q8_0(w, rows, acts, out),
+        }
+    }
+
+    /// Checks and runs a float-weight matmul.
+    #[allow(clippy::too_many_arguments)]
+    fn matmul_float<T: WeightElem>(
+        &self,
+        w: &[T],
+        n: usize,
+        k: usize,
+        x: &[f32],
+        y: &mut [f32],
+        parallel: bool,
+    ) -> Result<(), KernelError> {
+        if k == 0 {
+            return Err(KernelError::InvalidShape { reason: "k is 0" });
+        }
+        check_len("w", w.len(), mul("w", n, k)?)?;
+        if x.len() % k != 0 {
+            return Err(KernelError::NotMultiple {
+                what: "x",
+                len: x.len(),
+                of: k,
+            });
+        }
+        let tokens = x.len() / k;
+        check_len("y", y.len(), mul("y", n, tokens)?)?;
+        for_row_chunks(n, tokens, y, parallel, |rows, out| match self.imp {
+            Imp::Scalar => scalar::matmul_float(w, k, rows, x, out),
+        });
+        Ok(())
+    }
+
+    /// `y = x · Wᵀ` with f32 weights `w` (`n × k`), `x` `tokens × k`, `y` `tokens × n`.
+    /// Splits the rows over the current rayon pool.
+    pub fn matmul_f32(
+        &self,
+        w: &[f32],
+        n: usize,
+        k: usize,
+        x: &[f32],
+        y: &mut [f32],
+    ) -> Result<(), KernelError> {
+        self.matmul_float(w, n, k, x, y, true)
+    }
+
+    /// [`Kernels::matmul_f32`] on the calling thread only.
+    pub fn matmul_f32_single_thread(
+        &self,
+        w: &[f32],
+        n: usize,
+        k: usize,
+        x: &[f32],
+        y: &mut [f32],
+    ) -> Result<(), KernelError> {
+        self.matmul_float(w, n, k, x, y, false)
+    }
+
+    /// [`Kernels::matmul_f32`] with f16 weights.
+    pub fn matmul_f16(
+        &self,
+        w: &[f16],
+        n: usize,
+        k: usize,
+        x: &[f32],
+        y: &mut [f32],
+    ) -> Result<(), KernelError> {
+        self.matmul_float(w, n, k, x, y, true)
+    }
+
+    /// [`Kernels::matmul_f16`] on the calling thread only.
+    pub fn matmul_f16_single_thread(
+        &self,
+        w: &[f16],
+        n: usize,
+        k: usize,
+        x: &[f32],
+        y: &mut [f32],
+    ) -> Result<(), KernelError> {
+        self.matmul_float(w, n, k, x, y, false)
+    }
+
+    /// [`Kernels::matmul_f32`] with bf16 weights.
+    pub fn matmul_bf16(
+        &self,
+        w: &[bf16],
+        n: usize,
+        k: usize,
+        x: &[f32],
+        y: &mut [f32],
+    ) -> Result<(), KernelError> {
+        self.matmul_float(w, n, k, x, y, true)
+    }
+
+    /// [`Kernels::matmul_bf16`] on the calling thread only.
+    pub fn matmul_bf16_single_thread(
+        &self,
+        w: &[bf16],
+        n: usize,
+        k: usize,
+        x: &[f32],
+        y: &mut [f32],
+    ) -> Result<(), KernelError> {
+        self.matmul_float(w, n, k, x, y, false)
+    }
+
+    /// `Σ a[i]·b[i]`.
+    pub fn dot(&self, a: &[f32], b: &[f32]) -> Result<f32, KernelError> {
+        check_len("b", b.len(), a.len())?;
+        Ok(match self.imp {
+            Imp::Scalar => scalar::dot(a, b),
+        })
+    }
+
+    /// RMSNorm of each row of `x` (rows of `weight.len()` values):
+    /// `out = x / sqrt(mean(x²) + eps) * weight`.
+    pub fn rms_norm(
+        &self,
+        x: &[f32],
+        weight: &[f32],
+        eps: f32,
+        out: &mut [f32],
+    ) -> Result<(), KernelError> {
+        check_rows("x", x.len(), weight.len())?;
+        check_len("out", out.len(), x.len())?;
+        match self.imp {
+            Imp::Scalar => scalar::rms_norm(x, weight, eps, out),
+        }
+        Ok(())
+    }
+
+    /// [`Kernels::rms_norm`] in place.
+    pub fn rms_norm_inplace(
+        &self,
+        x: &mut [f32],
+        weight: &[f32],
+        eps: f32,
+    ) -> Result<(), KernelError> {
+        check_rows("x", x.len(), weight.len())?;
+        match self.imp {
+            Imp::Scalar => scalar::rms_norm_inplace(x, weight, eps),
+        }
+        Ok(())
+    }
+
+    /// `out = gelu_tanh(gate) * up`, with ggml's (and PyTorch's `approximate="tanh"`) GELU
+    /// `0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))`.
+    pub fn geglu(&self, gate: &[f32], up: &[f32], out: &mut [f32]) -> Result<(), KernelError> {
+        check_len("up", up.len(), gate.len())?;
+        check_len("out", out.len(), gate.len())?;
+        match self.imp {
+            Imp::Scalar => scalar::geglu(gate, up, out),
+        }
+        Ok(())
+    }
+
+    /// In-place softmax of `x` (max-subtracted; an empty slice is left alone).
+    pub fn softmax(&self, x: &mut [f32]) {
+        match self.imp {
+            Imp::Scalar => scalar::softmax(x),
+        }
+    }
+
+    /// NeoX-style RoPE of one head `x` (`table.head_dim()` values) at position `pos`: element `i`
+    /// of the first half and element `i` of the second half rotate by `pos · base^(−2i/d)`.
+    pub fn rope_neox(
+        &self,
+        x: &mut [f32],
+        table: &RopeTable,
+        pos: usize,
+    ) -> Result<(), KernelError> {
+        check_len("x", x.len(), table.head_dim)?;
+        if pos >= table.max_pos {
+            return Err(KernelError::PositionOutOfRange {
+                pos,
+                max_pos: table.max_pos,
+            });
+        }
+        scalar::rope_neox(x, table, pos);
+        Ok(())
+    }
+
+    /// NeoX RoPE of a whole sequence: `x` is `seq × n_heads × head_dim`, token `t` at position `t`.
+    pub fn rope_neox_seq(
+        &self,
+        x: &mut [f32],
+        n_heads: usize,
+        table: &RopeTable,
+    ) -> Result<(), KernelError> {
+        let row = mul("x", n_heads, table.head_dim)?;
+        if row == 0 {
+            return Err(KernelError::InvalidShape {
+                reason: "n_heads or head_dim is 0",
+            });
+        }
+        check_rows("x", x.len(), row)?;
+        let seq = x.len() / row;
+        if seq > table.max_pos {
+            return Err(KernelError::PositionOutOfRange {
+                pos: seq - 1,
+                max_pos: table.max_pos,
+            });
+        }
+        for (pos, xr) in x.chunks_exact_mut(row).enumerate() {
+            for head in xr.chunks_exact_mut(table.head_dim) {
+                scalar::rope_neox(head, table, pos);
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks the arguments of [`Kernels::attention`].
+    fn check_attention(
+        q: &[f32],
+        k: &[f32],
+        v: &[f32],
+        shape: &AttentionShape,
+        out: &[f32],
+    ) -> Result<(), KernelError> {
+        let s = shape;
+        if s.n_heads == 0 || s.n_kv_heads == 0 || s.head_dim == 0 {
+            return Err(KernelError::InvalidShape {
+                reason: "n_heads, n_kv_heads and head_dim must be non-zero",
+            });
+        }
+        if s.n_heads % s.n_kv_heads != 0 {
+            return Err(KernelError::InvalidShape {
+                reason: "n_heads must be a multiple of n_kv_heads",
+            });
+        }
+        let q_len = mul("q", mul("q", s.seq_len, s.n_heads)?, s.head_dim)?;
+        let kv_len = mul("k", mul("k", s.seq_len, s.n_kv_heads)?, s.head_dim)?;
+        check_len("q", q.len(), q_len)?;
+        check_len("k", k.len(), kv_len)?;
+        check_len("v", v.len(), kv_len)?;
+        check_len("out", out.len(), q_len)
+    }
+
+    /// Bidirectional multi-head attention with grouped KV heads.
+    ///
+    /// `q` and `out` are `seq_len × n_heads × head_dim`; `k` and `v` are
+    /// `seq_len × n_kv_heads × head_dim`; query head `h` uses KV head
+    /// `h / (n_heads / n_kv_heads)`. Query `i` attends to keys `j` with `|i − j| <= w` when
+    /// `window` is `Some(w)`, else to all keys (keys outside the window are never touched).
+    /// Scores are `scale · q·k`. Splits query blocks over the current rayon pool.
+    #[allow(clippy::too_many_arguments)]
+    pub fn attention(
+        &self,
+        q: &[f32],
+        k: &[f32],
+        v: &[f32],
+        seq_len: usize,
+        n_heads: usize,
+        n_kv_heads: usize,
+        head_dim: usize,
+        scale: f32,
+        window: Option<usize>,
+        out: &mut [f32],
+    ) -> Result<(), KernelError> {
+        let shape = AttentionShape {
+            seq_len,
+            n_heads,
+            n_kv_heads,
+            head_dim,
+            scale,
+            window,
+        };
+        Self::check_attention(q, k, v, &shape, out)?;
+        self.attention_impl(q, k, v, &shape, out, true);
+        Ok(())
+    }
+
+    /// [`Kernels::attention`] on the calling thread only.
+    #[allow(clippy::too_many_arguments)]
+    pub fn attention_single_thread(
+        &self,
+        q: &[f32],
+        k: &[f32],
+        v: &[f32],
+        seq_len: usize,
+        n_heads: usize,
+        n_kv_heads: usize,
+        head_dim: usize,
+        scale: f32,
+        window: Option<usize>,
+        out: &mut [f32],
+    ) -> Result<(), KernelError> {
+        let shape = AttentionShape {
+            seq_len,
+            n_heads,
+            n_kv_heads,
+            head_dim,
+            scale,
+            window,
+        };
+        Self::check_attention(q, k, v, &shape, out)?;
+        self.attention_impl(q, k, v, &shape, out, false);
+        Ok(())
+    }
+
+    /// Runs attention over blocks of queries (checked shapes).
+    fn attention_impl(
+        &self,
+        q: &[f32],
+        k: &[f32],
+        v: &[f32],
+        shape: &AttentionShape,
+        out: &mut [f32],
+        parallel: bool,
+    ) {
+        const QUERY_BLOCK: usize = 16;
+        let row = shape.n_heads * shape.head_dim;
+        if row == 0 || shape.seq_len == 0 {
+            return;
+        }
+        let block = |(bi, ob): (usize, &mut [f32])| {
+            let q0 = bi * QUERY_BLOCK;
+            let queries = q0..q0 + ob.len() / row;
+            let mut scores = Vec::new();
+            for h in 0..shape.n_heads {
+                match self.imp {
+                    Imp::Scalar => {
+                        scalar::attention_rows(q, k, v, shape, h, queries.clone(), &mut scores, ob)
+                    }
+                }
+            }
+        };
+        if parallel && rayon::current_num_threads() > 1 {
+            out.par_chunks_mut(QUERY_BLOCK * row)
+                .enumerate()
+                .for_each(block);
+        } else {
+            out.chunks_mut(QUERY_BLOCK * row)
+                .enumerate()
+                .for_each(block);
+        }
+    }
+
+    /// `out[j] = mean over rows of x[row*dim + j]`; `x` is `rows × dim` with `dim = out.len()`.
+    /// An empty `x` gives zeros.
+    pub fn mean_pool(&self, x: &[f32], out: &mut [f32]) -> Result<(), KernelError> {
+        let dim = out.len();
+        check_rows("x", x.len(), dim)?;
+        out.fill(0.0);
+        if dim == 0 {
+            return Ok(());
+        }
+        let rows = x.len() / dim;
+        for r in x.chunks_exact(dim) {
+            for (o, &v) in out.iter_mut().zip(r) {
+                *o += v;
+            }
+        }
+        if rows > 0 {
+            let inv = 1.0 / rows as f32;
+            for o in out.iter_mut() {
+                *o *= inv;
+            }
+        }
+        Ok(())
+    }
+
+    /// Scales `x` to unit L2 norm (a zero vector stays zero).
+    pub fn l2_normalize(&self, x: &mut [f32]) {
+        let norm = self.dot(x, x).unwrap_or(0.0).sqrt();
+        if norm > 0.0 {
+            let inv = 1.0 / norm;
+            for v in x.iter_mut() {
+                *v *= inv;
+            }
+        }
+    }
+
+    /// `a[i] += b[i]` (residual connections).
+    pub fn add_assign(&self, a: &mut [f32], b: &[f32]) -> Result<(), KernelError> {
+        check_len("b", b.len(), a.len())?;
+        for (x, &y) in a.iter_mut().zip(b) {
+            *x += y;
+        }
+        Ok(())
+    }
+
+    /// `x[i] *= s`.
+    pub fn scale(&self, x: &mut [f32], s: f32) {
+        for v in x.iter_mut() {
+            *v *= s;
+        }
+    }
+}
+
+/// `len` must be a whole number of `row`-long rows (`row > 0`, or `len == 0`).
+fn check_rows(what: &'static str, len: usize, row: usize) -> Result<(), KernelError> {
+    if row == 0 {
+        return if len == 0 {
+            Ok(())
+        } else {
+            Err(KernelError::InvalidShape {
+                reason: "row length is 0",
+            })
+        };
+    }
+    if len % row != 0 {
+        return Err(KernelError::NotMultiple { what, len, of: row });
+    }
+    Ok(())
+}
+
+/// The shape parameters of one attention call (checked).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct AttentionShape {
+    pub(crate) seq_len: usize,
+    pub(crate) n_heads: usize,
+    pub(crate) n_kv_heads: usize,
+    pub(crate) head_dim: usize,
+    pub(crate) scale: f32,
+    pub(crate) window: Option<usize>,
+}
+
+impl AttentionShape {
+    /// The keys query `i` sees.
+    pub(crate) fn key_range(&self, i: usize) -> Range<usize> {
+        match self.window {
+            None => 0..self.seq_len,
+            Some(w) => i.saturating_sub(w)..i.saturating_add(w).saturating_add(1).min(self.seq_len),
+        }
+    }
+}
+
+/// Precomputed NeoX RoPE rotations: `cos`/`sin` of `pos · base^(−2i/head_dim)` for
+/// `pos < max_pos`, `i < head_dim/2` (computed in f64, stored as f32).
+#[derive(Clone, Debug)]
+pub struct RopeTable {
+    head_dim: usize,
+    max_pos: usize,
+    /// `max_pos × head_dim/2` cosines.
+    cos: Vec<f32>,
+    /// `max_pos × head_dim/2` sines.
+    sin: Vec<f32>,
+}
+
+impl RopeTable {
+    /// A table for heads of `head_dim` values (even, non-zero) and positions `0..max_pos`.
+    pub fn new(head_dim: usize, base: f32, max_pos: usize) -> Result<RopeTable, KernelError> {
+        if head_dim == 0 || head_dim % 2 != 0 {
+            return Err(KernelError::InvalidShape {
+                reason: "RoPE head_dim must be even and non-zero",
+            });
+        }
+        let half = head_dim / 2;
+        let len = mul("rope table", max_pos, half)?;
+        let mut cos = Vec::with_capacity(len);
+        let mut sin = Vec::with_capacity(len);
+        let inv_freq: Vec<f64> = (0..half)
+            .map(|i| f64::from(base).powf(-2.0 * i as f64 / head_dim as f64))
+            .collect();
+        for pos in 0..max_pos {
+            for &f in &inv_freq {
+                let theta = pos as f64 * f;
+                cos.push(theta.cos() as f32);
+                sin.push(theta.sin() as f32);
+            }
+        }
+        Ok(RopeTable {
+            head_dim,
+            max_pos,
+            cos,
+            sin,
+        })
+    }
+
+    /// The head dimension.
+    pub fn head_dim(&self) -> usize {
+        self.head_dim
+    }
+
+    /// The number of positions.
+    pub fn max_pos(&self) -> usize {
+        self.max_pos
+    }
+
+    /// `(cos, sin)` of position `pos` (`pos < max_pos`).
+    pub(crate) fn row(&self, pos: usize) -> (&[f32], &[f32]) {
+        let half = self.head_dim / 2;
+        (
+            &self.cos[pos * half..(pos + 1) * half],
+            &self.sin[pos * half..(pos + 1) * half],
+        )
+    }
+}
+
+/// A float weight element (f32, f16, bf16).
+pub(crate) trait WeightElem: Copy + Send + Sync + 'static {
+    /// The value as f32.
+    fn to_f32(self) -> f32;
+}
+
+impl WeightElem for f32 {
+    #[inline]
+    fn to_f32(self) -> f32 {
+        self
+    }
+}
+
+impl WeightElem for f16 {
+    #[inline]
+    fn to_f32(self) -> f32 {
+        f16::to_f32(self)
+    }
+}
+
+impl WeightElem for bf16 {
+    #[inline]
+    fn to_f32(self) -> f32 {
+        bf16::to_f32(self)
+    }
+}
+
+/// Row granularity of the parallel split (a multiple of every backend's row tile).
+const ROW_ALIGN: usize = 16;
+
+/// Calls `f(rows, out)` over chunks of the `n` output rows, where `out[t]` is
+/// `y[t*n + rows.start .. t*n + rows.end]` — on the current rayon pool if `parallel`.
+///
+/// The chunks of `y` are made with `split_at_mut`, so every task owns its disjoint pieces.
+fn for_row_chunks<F>(n: usize, tokens: usize, y: &mut [f32], parallel: bool, f: F)
+where
+    F: Fn(Range<usize>, &mut [&mut [f32]]) + Sync,
+{
+    if n == 0 || tokens == 0 {
+        return;
+    }
+    let threads = if parallel {
+        rayon::current_num_threads()
+    } else {
+        1
+    };
+    if threads <= 1 || n <= ROW_ALIGN {
+        let mut out: Vec<&mut [f32]> = y.chunks_mut(n).collect();
+        f(0..n, &mut out);
+        return;
+    }
+    // About 4 chunks per thread for load balance, each a multiple of ROW_ALIGN rows.
+    let chunk = n.div_ceil(threads * 4).div_ceil(ROW_ALIGN) * ROW_ALIGN;
+    let n_chunks = n.div_ceil(chunk);
+    let mut parts: Vec<(Range<usize>, Vec<&mut [f32]>)> = (0..n_chunks)
+        .map(|c| {
+            (
+                c * chunk..((c + 1) * chunk).min(n),
+                Vec::with_capacity(tokens),
+            )
+        })
+        .collect();
+    for mut row in y.chunks_mut(n) {
+        for (range, outs) in parts.iter_mut() {
+            let (head, tail) = row.split_at_mut(range.len());
+            outs.push(head);
+            row = tail;
+        }
+    }
+    parts
+        .into_par_iter()
+        .for_each(|(range, mut outs)| f(range, &mut outs));
+}

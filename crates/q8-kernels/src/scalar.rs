@@ -1,0 +1,218 @@
+//! The portable backend: plain Rust, the readable reference every SIMD backend is tested against.
+//!
+//! Lengths are checked by the dispatcher in `lib.rs`; these functions index freely.
+//!
+//! The Q8_0 matmul accumulates, per output, `acc = fma(I_b as f32, dw_b * da_b, acc)` over the
+//! blocks `b` in order, where `I_b` is the exact integer dot product of one block. The SIMD
+//! backends' GEMM tiles do the same operations in the same order, so they agree with this one
+//! bit for bit for the same quantized activations.
+
+use core::ops::Range;
+
+use crate::acts::{ActivationPrecision, QuantizedActivations, LO_DIV};
+use crate::block::{BlockQ8_0, QK8_0};
+use crate::{RopeTable, WeightElem};
+
+/// Exact integer dot product of one block of weights with 32 int8 activations.
+#[inline]
+fn dot_i8(w: &[i8; QK8_0], a: &[i8]) -> i32 {
+    w.iter()
+        .zip(a)
+        .map(|(&w, &a)| i32::from(w) * i32::from(a))
+        .sum()
+}
+
+/// `out[t][r - rows.start] = Σ_j W[r, j] · x[t, j]` for `r` in `rows`, Q8_0 weights.
+pub(crate) fn matmul_q8_0(
+    w: &[BlockQ8_0],
+    rows: Range<usize>,
+    acts: &QuantizedActivations,
+    out: &mut [&mut [f32]],
+) {
+    let nb = acts.blocks_per_token();
+    let k = acts.k;
+    for (t, out_t) in out.iter_mut().enumerate() {
+        for (o, r) in out_t.iter_mut().zip(rows.clone()) {
+            let wr = &w[r * nb..(r + 1) * nb];
+            *o = match acts.precision {
+                Some(ActivationPrecision::Int8) => {
+                    let a = &acts.hi[t * k..(t + 1) * k];
+                    let d = &acts.d[t * nb..(t + 1) * nb];
+                    let mut acc = 0.0f32;
+                    for (b, blk) in wr.iter().enumerate() {
+                        let i = dot_i8(&blk.qs, &a[b * QK8_0..(b + 1) * QK8_0]);
+                        acc = (i as f32).mul_add(blk.d.to_f32() * d[b], acc);
+                    }
+                    acc
+                }
+                Some(ActivationPrecision::Int8x2) => {
+                    let hi = &acts.hi[t * k..(t + 1) * k];
+                    let lo = &acts.lo[t * k..(t + 1) * k];
+                    let d = &acts.d[t * nb..(t + 1) * nb];
+                    let (mut acc_hi, mut acc_lo) = (0.0f32, 0.0f32);
+                    for (b, blk) in wr.iter().enumerate() {
+                        let s = b * QK8_0..(b + 1) * QK8_0;
+                        let dw = blk.d.to_f32();
+                        let ih = dot_i8(&blk.qs, &hi[s.clone()]);
+                        let il = dot_i8(&blk.qs, &lo[s]);
+                        acc_hi = (ih as f32).mul_add(dw * d[b], acc_hi);
+                        acc_lo = (il as f32).mul_add(dw * (d[b] / LO_DIV), acc_lo);
+                    }
+                    acc_hi + acc_lo
+                }
+                Some(ActivationPrecision::F32) => {
+                    let x = &acts.f32[t * k..(t + 1) * k];
+                    let mut acc = 0.0f32;
+                    for (b, blk) in wr.iter().enumerate() {
+                        let xb = &x[b * QK8_0..(b + 1) * QK8_0];
+                        let mut s = 0.0f32;
+                        for (&q, &v) in blk.qs.iter().zip(xb) {
+                            s = f32::from(q).mul_add(v, s);
+                        }
+                        acc = s.mul_add(blk.d.to_f32(), acc);
+                    }
+                    acc
+                }
+                None => 0.0,
+            };
+        }
+    }
+}
+
+/// `out[t][r - rows.start] = Σ_j W[r, j] · x[t, j]` for float weights (`w` is `n × k`).
+pub(crate) fn matmul_float<T: WeightElem>(
+    w: &[T],
+    k: usize,
+    rows: Range<usize>,
+    x: &[f32],
+    out: &mut [&mut [f32]],
+) {
+    for (t, out_t) in out.iter_mut().enumerate() {
+        let xt = &x[t * k..(t + 1) * k];
+        for (o, r) in out_t.iter_mut().zip(rows.clone()) {
+            let wr = &w[r * k..(r + 1) * k];
+            let mut acc = 0.0f32;
+            for (&wv, &xv) in wr.iter().zip(xt) {
+                acc = wv.to_f32().mul_add(xv, acc);
+            }
+            *o = acc;
+        }
+    }
+}
+
+/// Sum of `a[i] * b[i]`.
+pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter()
+        .zip(b)
+        .fold(0.0f32, |acc, (&x, &y)| x.mul_add(y, acc))
+}
+
+/// RMSNorm of each `weight.len()`-long row of `x` into `out`.
+pub(crate) fn rms_norm(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
+    let dim = weight.len();
+    for (xr, or) in x.chunks_exact(dim).zip(out.chunks_exact_mut(dim)) {
+        let ss = dot(xr, xr);
+        let inv = 1.0 / (ss / dim as f32 + eps).sqrt();
+        for ((o, &v), &g) in or.iter_mut().zip(xr).zip(weight) {
+            *o = v * inv * g;
+        }
+    }
+}
+
+/// In-place RMSNorm of each `weight.len()`-long row of `x`.
+pub(crate) fn rms_norm_inplace(x: &mut [f32], weight: &[f32], eps: f32) {
+    let dim = weight.len();
+    for xr in x.chunks_exact_mut(dim) {
+        let ss = dot(xr, xr);
+        let inv = 1.0 / (ss / dim as f32 + eps).sqrt();
+        for (v, &g) in xr.iter_mut().zip(weight) {
+            *v = *v * inv * g;
+        }
+    }
+}
+
+/// `sqrt(2/π)`, the constant of the tanh form of GELU.
+const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+/// The cubic coefficient of the tanh form of GELU.
+const GELU_COEF_A: f32 = 0.044_715;
+
+/// GELU, tanh form (ggml's `gelu`, PyTorch's `gelu(approximate="tanh")`).
+#[inline]
+pub(crate) fn gelu_tanh(x: f32) -> f32 {
+    0.5 * x * (1.0 + (SQRT_2_OVER_PI * x * (1.0 + GELU_COEF_A * x * x)).tanh())
+}
+
+/// `out = gelu_tanh(gate) * up`.
+pub(crate) fn geglu(gate: &[f32], up: &[f32], out: &mut [f32]) {
+    for ((o, &g), &u) in out.iter_mut().zip(gate).zip(up) {
+        *o = gelu_tanh(g) * u;
+    }
+}
+
+/// In-place softmax.
+pub(crate) fn softmax(x: &mut [f32]) {
+    let max = x.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+    if x.is_empty() {
+        return;
+    }
+    let mut sum = 0.0f32;
+    for v in x.iter_mut() {
+        *v = (*v - max).exp();
+        sum += *v;
+    }
+    let inv = 1.0 / sum;
+    for v in x.iter_mut() {
+        *v *= inv;
+    }
+}
+
+/// NeoX RoPE of one head at `pos` (the table row exists: checked by the caller).
+pub(crate) fn rope_neox(x: &mut [f32], table: &RopeTable, pos: usize) {
+    let half = table.head_dim / 2;
+    let (cos, sin) = table.row(pos);
+    let (a, b) = x.split_at_mut(half);
+    for i in 0..half {
+        let (x0, x1) = (a[i], b[i]);
+        a[i] = x0 * cos[i] - x1 * sin[i];
+        b[i] = x0 * sin[i] + x1 * cos[i];
+    }
+}
+
+/// Attention of head `h` for the query rows `queries`; `out_block` holds those query rows of the
+/// output (`queries.len() × n_heads × head_dim`) and head `h`'s part of each is written.
+///
+/// `q` is `seq × n_heads × head_dim`, `k` and `v` are `seq × n_kv_heads × head_dim`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn attention_rows(
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    shape: &crate::AttentionShape,
+    h: usize,
+    queries: Range<usize>,
+    scores: &mut Vec<f32>,
+    out_block: &mut [f32],
+) {
+    let d = shape.head_dim;
+    let kvh = h / (shape.n_heads / shape.n_kv_heads);
+    let q_stride = shape.n_heads * d;
+    let kv_stride = shape.n_kv_heads * d;
+    for (qi, orow) in queries.zip(out_block.chunks_exact_mut(q_stride)) {
+        let o = &mut orow[h * d..(h + 1) * d];
+        let keys = shape.key_range(qi);
+        let qv = &q[qi * q_stride + h * d..qi * q_stride + (h + 1) * d];
+        scores.clear();
+        for j in keys.clone() {
+            let kv = &k[j * kv_stride + kvh * d..j * kv_stride + (kvh + 1) * d];
+            scores.push(dot(qv, kv) * shape.scale);
+        }
+        softmax(scores);
+        o.fill(0.0);
+        for (j, &p) in keys.zip(scores.iter()) {
+            let vv = &v[j * kv_stride + kvh * d..j * kv_stride + (kvh + 1) * d];
+            for (ov, &vx) in o.iter_mut().zip(vv) {
+                *ov = p.mul_add(vx, *ov);
+            }
+        }
+    }
+}

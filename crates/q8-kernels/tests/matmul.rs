@@ -1,0 +1,303 @@
+//! Every backend this CPU runs against the scalar reference, and the precisions against f64.
+
+mod common;
+
+use common::{abs_bound, matmul_f64, q8_weights, Rng};
+use half::{bf16, f16};
+use q8_kernels::{ActivationPrecision, Backend, KernelError, Kernels, QuantizedActivations, QK8_0};
+
+const PRECISIONS: [ActivationPrecision; 3] = [
+    ActivationPrecision::Int8,
+    ActivationPrecision::Int8x2,
+    ActivationPrecision::F32,
+];
+
+fn scalar() -> Kernels {
+    Kernels::with_backend(Backend::Scalar).unwrap()
+}
+
+/// Shapes covering 1 block, odd block counts, row counts not a multiple of any tile, token counts
+/// not a multiple of any tile, and the model's k.
+fn shapes() -> Vec<(usize, usize, usize)> {
+    let mut v = Vec::new();
+    for &k in &[32, 64, 96, 224, 768] {
+        for &n in &[1, 3, 4, 5, 8, 17, 33] {
+            for &t in &[1, 2, 3, 4, 5, 7, 8, 9, 16, 33] {
+                if k * n * t <= 768 * 17 * 33 {
+                    v.push((n, k, t));
+                }
+            }
+        }
+    }
+    v.push((70, 768, 40));
+    v
+}
+
+/// Each backend's Q8_0 matmul against the scalar one, for the same quantized activations.
+///
+/// Tolerance: the per-block integer dot products are exact in every backend, so the outputs can
+/// differ only by the order of the f32 additions (blocks, lane partial sums, the two parts of
+/// Int8x2, f32 products for `F32`). For a sum of at most `m` terms reassociation changes the
+/// result by at most `2·m·ε·Σ|terms|`; `m ≤ k + 16` and `Σ|terms|` is bounded by
+/// [`abs_bound`].
+#[test]
+fn q8_0_backends_match_scalar() {
+    let reference = scalar();
+    let mut rng = Rng::new(1);
+    for kern in Kernels::available() {
+        for (n, k, tokens) in shapes() {
+            let (w, deq) = q8_weights(&mut rng, n, k);
+            let x = rng.vec(tokens * k);
+            let bound = abs_bound(&deq, n, k, &x);
+            for precision in PRECISIONS {
+                let mut acts_ref = QuantizedActivations::new();
+                reference
+                    .quantize_activations(&x, k, precision, &mut acts_ref)
+                    .unwrap();
+                let mut y_ref = vec![0.0; tokens * n];
+                reference
+                    .matmul_q8_0_single_thread(&w, n, &acts_ref, &mut y_ref)
+                    .unwrap();
+                let mut acts = QuantizedActivations::new();
+                kern.quantize_activations(&x, k, precision, &mut acts)
+                    .unwrap();
+                for parallel in [false, true] {
+                    let mut y = vec![f32::NAN; tokens * n];
+                    if parallel {
+                        kern.matmul_q8_0(&w, n, &acts, &mut y).unwrap();
+                    } else {
+                        kern.matmul_q8_0_single_thread(&w, n, &acts, &mut y)
+                            .unwrap();
+                    }
+                    for i in 0..y.len() {
+                        let tol = 2.0 * (k + 16) as f64 * f64::from(f32::EPSILON) * bound[i];
+                        let err = (f64::from(y[i]) - f64::from(y_ref[i])).abs();
+                        assert!(
+                            err <= tol,
+                            "{} {precision:?} n={n} k={k} tokens={tokens} i={i}: {} vs scalar {} (tol {tol})",
+                            kern.name(),
+                            y[i],
+                            y_ref[i]
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Int8x2 and F32 activations are closer to the exact product (f64, dequantized weights) than
+/// Int8, and each is within its own error bound.
+#[test]
+fn precise_paths_are_more_precise() {
+    let mut rng = Rng::new(2);
+    let (n, k, tokens) = (64, 768, 8);
+    let (w, deq) = q8_weights(&mut rng, n, k);
+    let x = rng.vec(tokens * k);
+    let exact = matmul_f64(&deq, n, k, &x);
+    let bound = abs_bound(&deq, n, k, &x);
+    for kern in Kernels::available() {
+        let mut err = [0.0f64; 3];
+        for (pi, precision) in PRECISIONS.into_iter().enumerate() {
+            let mut acts = QuantizedActivations::new();
+            kern.quantize_activations(&x, k, precision, &mut acts)
+                .unwrap();
+            let mut y = vec![0.0; tokens * n];
+            kern.matmul_q8_0(&w, n, &acts, &mut y).unwrap();
+            for i in 0..y.len() {
+                let e = (f64::from(y[i]) - exact[i]).abs();
+                // `bound` ≥ Σ|w|·(max|x block|/127). Per value, Int8 errs by ≤ d/2 =
+                // (max/127)/2; Int8x2 by ≤ d/(2·254) = (max/127)/508; F32 not at all; plus the
+                // f32 summation error ≤ 2·(k+16)·ε·bound for all three.
+                let rnd = 2.0 * (k + 16) as f64 * f64::from(f32::EPSILON);
+                let per_value_rel = match precision {
+                    ActivationPrecision::Int8 => 0.5 + rnd,
+                    ActivationPrecision::Int8x2 => 1.0 / 508.0 + rnd,
+                    ActivationPrecision::F32 => rnd,
+                };
+                assert!(
+                    e <= per_value_rel * bound[i] + 1e-6,
+                    "{} {precision:?} i={i}",
+                    kern.name()
+                );
+                err[pi] += e * e;
+            }
+        }
+        assert!(
+            err[1] * 100.0 < err[0],
+            "{}: Int8x2 error {} not 10x below Int8 {}",
+            kern.name(),
+            err[1].sqrt(),
+            err[0].sqrt()
+        );
+        assert!(err[2] * 100.0 < err[0], "{}: F32 vs Int8", kern.name());
+    }
+}
+
+/// f32, f16 and bf16 weights: every backend against f64 (reassociation and the weights' own
+/// rounding only, which the f64 reference applies too).
+#[test]
+fn float_weights_match_f64() {
+    let mut rng = Rng::new(3);
+    for kern in Kernels::available() {
+        for &(n, k, tokens) in &[
+            (1, 1, 1),
+            (3, 5, 2),
+            (17, 31, 3),
+            (33, 100, 9),
+            (64, 768, 5),
+        ] {
+            let w32 = rng.vec(n * k);
+            let x = rng.vec(tokens * k);
+            let w16: Vec<f16> = w32.iter().map(|&v| f16::from_f32(v)).collect();
+            let wb16: Vec<bf16> = w32.iter().map(|&v| bf16::from_f32(v)).collect();
+            let cases: [(Vec<f32>, &str); 3] = [
+                (w32.clone(), "f32"),
+                (w16.iter().map(|v| v.to_f32()).collect(), "f16"),
+                (wb16.iter().map(|v| v.to_f32()).collect(), "bf16"),
+            ];
+            for (wf, name) in cases {
+                let exact = matmul_f64(&wf, n, k, &x);
+                let abs: Vec<f64> = matmul_f64(
+                    &wf.iter().map(|v| v.abs()).collect::<Vec<_>>(),
+                    n,
+                    k,
+                    &x.iter().map(|v| v.abs()).collect::<Vec<_>>(),
+                );
+                for parallel in [false, true] {
+                    let mut y = vec![f32::NAN; tokens * n];
+                    match (name, parallel) {
+                        ("f32", true) => kern.matmul_f32(&w32, n, k, &x, &mut y),
+                        ("f32", false) => kern.matmul_f32_single_thread(&w32, n, k, &x, &mut y),
+                        ("f16", true) => kern.matmul_f16(&w16, n, k, &x, &mut y),
+                        ("f16", false) => kern.matmul_f16_single_thread(&w16, n, k, &x, &mut y),
+                        ("bf16", true) => kern.matmul_bf16(&wb16, n, k, &x, &mut y),
+                        _ => kern.matmul_bf16_single_thread(&wb16, n, k, &x, &mut y),
+                    }
+                    .unwrap();
+                    for i in 0..y.len() {
+                        // f32 summation of k products: |error| ≤ (k+1)·ε·Σ|terms| (+ lane sums).
+                        let tol = (k + 17) as f64 * f64::from(f32::EPSILON) * abs[i];
+                        let err = (f64::from(y[i]) - exact[i]).abs();
+                        assert!(
+                            err <= tol,
+                            "{} {name} n={n} k={k} t={tokens} i={i}",
+                            kern.name()
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn shape_errors() {
+    let kern = q8_kernels::kernels().unwrap();
+    let mut acts = QuantizedActivations::new();
+    assert!(matches!(
+        kern.quantize_activations(&[0.0; 48], 48, ActivationPrecision::Int8, &mut acts),
+        Err(KernelError::NotBlockMultiple { .. })
+    ));
+    assert!(matches!(
+        kern.quantize_activations(&[0.0; 96], 64, ActivationPrecision::Int8, &mut acts),
+        Err(KernelError::NotMultiple { .. })
+    ));
+    let mut rng = Rng::new(4);
+    let (w, _) = q8_weights(&mut rng, 4, 64);
+    // Never quantized: a mismatch, not a panic.
+    let mut y = vec![0.0; 4];
+    assert!(matches!(
+        kern.matmul_q8_0(&w, 4, &acts, &mut y),
+        Err(KernelError::BackendMismatch { .. })
+    ));
+    kern.quantize_activations(&rng.vec(64), 64, ActivationPrecision::Int8, &mut acts)
+        .unwrap();
+    assert!(matches!(
+        kern.matmul_q8_0(&w, 5, &acts, &mut y),
+        Err(KernelError::LengthMismatch { what: "w", .. })
+    ));
+    assert!(matches!(
+        kern.matmul_q8_0(&w, 4, &acts, &mut y[..3]),
+        Err(KernelError::LengthMismatch { what: "y", .. })
+    ));
+    assert!(matches!(
+        kern.matmul_q8_0(&w, usize::MAX, &acts, &mut y),
+        Err(KernelError::Overflow { .. })
+    ));
+    // Activations quantized by another backend are refused.
+    for other in Kernels::available() {
+        if other.backend() != kern.backend() {
+            let mut a2 = QuantizedActivations::new();
+            other
+                .quantize_activations(&rng.vec(64), 64, ActivationPrecision::Int8, &mut a2)
+                .unwrap();
+            assert!(matches!(
+                kern.matmul_q8_0(&w, 4, &a2, &mut y),
+                Err(KernelError::BackendMismatch { .. })
+            ));
+        }
+    }
+    assert!(matches!(
+        kern.matmul_f32(&[0.0; 6], 2, 3, &[0.0; 4], &mut [0.0; 2]),
+        Err(KernelError::NotMultiple { .. })
+    ));
+}
+
+#[test]
+fn empty_inputs() {
+    for kern in Kernels::available() {
+        let mut acts = QuantizedActivations::new();
+        kern.quantize_activations(&[], 64, ActivationPrecision::Int8, &mut acts)
+            .unwrap();
+        assert_eq!(acts.tokens(), 0);
+        let mut rng = Rng::new(5);
+        let (w, _) = q8_weights(&mut rng, 3, 64);
+        kern.matmul_q8_0(&w, 3, &acts, &mut []).unwrap();
+        kern.quantize_activations(&rng.vec(128), 64, ActivationPrecision::Int8, &mut acts)
+            .unwrap();
+        kern.matmul_q8_0(&[], 0, &acts, &mut []).unwrap();
+    }
+}
+
+#[test]
+fn backend_names_round_trip() {
+    for b in Backend::ALL {
+        assert_eq!(Backend::from_name(b.name()), Some(b));
+    }
+    assert_eq!(Backend::from_name("sse2"), None);
+    // The scalar backend is available everywhere; detection picks something this CPU runs.
+    assert!(Kernels::with_backend(Backend::Scalar).is_ok());
+    let best = Kernels::detect();
+    assert!(Kernels::with_backend(best.backend()).is_ok());
+    #[cfg(target_arch = "x86_64")]
+    {
+        assert!(matches!(
+            Kernels::with_backend(Backend::Neon),
+            Err(KernelError::Unsupported { .. })
+        ));
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        assert!(matches!(
+            Kernels::with_backend(Backend::Avx2),
+            Err(KernelError::Unsupported { .. })
+        ));
+    }
+}
+
+#[test]
+fn quantize_q8_0_matches_ggml_rounding() {
+    // max 127·0.5 → d = 0.5; 0.25/0.5 = 0.5 rounds away from zero to 1, -0.75/0.5 = -1.5 to -2.
+    let mut x = [0.0f32; QK8_0];
+    x[0] = 63.5;
+    x[1] = 0.25;
+    x[2] = -0.75;
+    x[3] = -63.5;
+    let b = q8_kernels::BlockQ8_0::quantize(&x);
+    assert_eq!(b.d.to_f32(), 0.5);
+    assert_eq!(&b.qs[..5], &[127, 1, -2, -127, 0]);
+    let z = q8_kernels::BlockQ8_0::quantize(&[0.0; QK8_0]);
+    assert_eq!(z.d.to_f32(), 0.0);
+    assert_eq!(z.qs, [0; QK8_0]);
+}

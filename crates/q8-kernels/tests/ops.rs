@@ -1,0 +1,321 @@
+//! The f32 layer pieces of every backend this CPU runs against straightforward f64 references.
+//!
+//! Tolerances: these are short f32 computations (a few roundings per value, sums of ≤ 2·10³
+//! terms), so relative errors stay far below 1e-5 of the magnitudes involved; the exp/tanh of the
+//! SIMD backends are polynomial approximations accurate to a few ulp.
+
+mod common;
+
+use common::Rng;
+use q8_kernels::{KernelError, Kernels, RopeTable};
+
+fn close(a: f32, b: f64, tol: f64) -> bool {
+    (f64::from(a) - b).abs() <= tol * (1.0 + b.abs())
+}
+
+#[test]
+fn dot_and_l2() {
+    let mut rng = Rng::new(10);
+    for kern in Kernels::available() {
+        for len in 0..=70 {
+            let a = rng.vec(len);
+            let b = rng.vec(len);
+            let exact: f64 = a
+                .iter()
+                .zip(&b)
+                .map(|(&x, &y)| f64::from(x) * f64::from(y))
+                .sum();
+            let abs: f64 = a
+                .iter()
+                .zip(&b)
+                .map(|(&x, &y)| f64::from((x * y).abs()))
+                .sum();
+            let got = kern.dot(&a, &b).unwrap();
+            assert!(
+                (f64::from(got) - exact).abs() <= 1e-6 * abs + 1e-30,
+                "{} len {len}",
+                kern.name()
+            );
+
+            let mut v = a.clone();
+            kern.l2_normalize(&mut v);
+            let norm: f64 = a
+                .iter()
+                .map(|&x| f64::from(x) * f64::from(x))
+                .sum::<f64>()
+                .sqrt();
+            for (o, &x) in v.iter().zip(&a) {
+                let want = if norm > 0.0 { f64::from(x) / norm } else { 0.0 };
+                assert!(close(*o, want, 1e-6), "{} l2 len {len}", kern.name());
+            }
+        }
+        assert!(matches!(
+            kern.dot(&[1.0], &[]),
+            Err(KernelError::LengthMismatch { .. })
+        ));
+        let mut z = vec![0.0; 5];
+        kern.l2_normalize(&mut z);
+        assert_eq!(z, vec![0.0; 5]);
+    }
+}
+
+#[test]
+fn rms_norm() {
+    let mut rng = Rng::new(11);
+    for kern in Kernels::available() {
+        for dim in [1, 2, 7, 16, 17, 64, 255, 768] {
+            let rows = 3;
+            let x = rng.vec(rows * dim);
+            let w = rng.vec(dim);
+            let eps = 1e-6;
+            let mut out = vec![0.0; x.len()];
+            kern.rms_norm(&x, &w, eps, &mut out).unwrap();
+            let mut inplace = x.clone();
+            kern.rms_norm_inplace(&mut inplace, &w, eps).unwrap();
+            for r in 0..rows {
+                let xr = &x[r * dim..(r + 1) * dim];
+                let ms: f64 = xr.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>() / dim as f64;
+                let inv = 1.0 / (ms + f64::from(eps)).sqrt();
+                for j in 0..dim {
+                    let want = f64::from(xr[j]) * inv * f64::from(w[j]);
+                    assert!(
+                        close(out[r * dim + j], want, 2e-6),
+                        "{} dim {dim}",
+                        kern.name()
+                    );
+                    assert!(
+                        close(inplace[r * dim + j], want, 2e-6),
+                        "{} dim {dim}",
+                        kern.name()
+                    );
+                }
+            }
+        }
+        let mut out = vec![0.0; 5];
+        assert!(kern.rms_norm(&[0.0; 5], &[1.0; 2], 1e-6, &mut out).is_err());
+    }
+}
+
+fn gelu_tanh_f64(x: f64) -> f64 {
+    0.5 * x * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (x + 0.044715 * x * x * x)).tanh())
+}
+
+#[test]
+fn geglu() {
+    let mut rng = Rng::new(12);
+    for kern in Kernels::available() {
+        for len in (0..=40).chain([1152, 1153]) {
+            let mut gate = rng.vec(len);
+            if len > 3 {
+                gate[0] = -30.0;
+                gate[1] = 30.0;
+                gate[2] = 0.0;
+            }
+            let up = rng.vec(len);
+            let mut out = vec![0.0; len];
+            kern.geglu(&gate, &up, &mut out).unwrap();
+            for i in 0..len {
+                let want = gelu_tanh_f64(f64::from(gate[i])) * f64::from(up[i]);
+                assert!(
+                    close(out[i], want, 1e-5),
+                    "{} len {len} i {i}: {} vs {want}",
+                    kern.name(),
+                    out[i]
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn softmax() {
+    let mut rng = Rng::new(13);
+    for kern in Kernels::available() {
+        for len in 0..=70 {
+            let x: Vec<f32> = rng.vec(len).iter().map(|v| v * 10.0).collect();
+            let mut y = x.clone();
+            kern.softmax(&mut y);
+            let max = x
+                .iter()
+                .fold(f64::NEG_INFINITY, |m, &v| m.max(f64::from(v)));
+            let sum: f64 = x.iter().map(|&v| (f64::from(v) - max).exp()).sum();
+            for i in 0..len {
+                let want = (f64::from(x[i]) - max).exp() / sum;
+                assert!(
+                    (f64::from(y[i]) - want).abs() <= 1e-6 * want.max(1e-3),
+                    "{} len {len}",
+                    kern.name()
+                );
+            }
+        }
+    }
+}
+
+fn rope_f64(x: &[f32], base: f64, pos: usize) -> Vec<f64> {
+    let d = x.len();
+    let half = d / 2;
+    let mut out = vec![0.0; d];
+    for i in 0..half {
+        let theta = pos as f64 * base.powf(-2.0 * i as f64 / d as f64);
+        let (x0, x1) = (f64::from(x[i]), f64::from(x[i + half]));
+        out[i] = x0 * theta.cos() - x1 * theta.sin();
+        out[i + half] = x0 * theta.sin() + x1 * theta.cos();
+    }
+    out
+}
+
+#[test]
+fn rope() {
+    let mut rng = Rng::new(14);
+    for kern in Kernels::available() {
+        for (d, base) in [(2usize, 10000.0f32), (8, 10000.0), (256, 1e6), (256, 1e4)] {
+            let table = RopeTable::new(d, base, 600).unwrap();
+            for pos in [0, 1, 7, 255, 599] {
+                let x = rng.vec(d);
+                let mut y = x.clone();
+                kern.rope_neox(&mut y, &table, pos).unwrap();
+                let want = rope_f64(&x, f64::from(base), pos);
+                for i in 0..d {
+                    // cos/sin of angles up to ~600 rad in f32: ~600·2⁻²⁴ absolute.
+                    assert!(
+                        close(y[i], want[i], 1e-5),
+                        "{} d {d} pos {pos} i {i}",
+                        kern.name()
+                    );
+                }
+            }
+            // Whole sequence: 3 heads, token t at position t.
+            let (seq, heads) = (5, 3);
+            let x = rng.vec(seq * heads * d);
+            let mut y = x.clone();
+            kern.rope_neox_seq(&mut y, heads, &table).unwrap();
+            for t in 0..seq {
+                for h in 0..heads {
+                    let o = (t * heads + h) * d;
+                    let want = rope_f64(&x[o..o + d], f64::from(base), t);
+                    for i in 0..d {
+                        assert!(close(y[o + i], want[i], 1e-5));
+                    }
+                }
+            }
+            let mut y = vec![0.0; d];
+            assert!(matches!(
+                kern.rope_neox(&mut y, &table, 600),
+                Err(KernelError::PositionOutOfRange { .. })
+            ));
+        }
+        assert!(RopeTable::new(3, 1e4, 4).is_err());
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn attention_f64(
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    seq: usize,
+    nh: usize,
+    nkv: usize,
+    d: usize,
+    scale: f32,
+    window: Option<usize>,
+) -> Vec<f64> {
+    let mut out = vec![0.0; seq * nh * d];
+    for h in 0..nh {
+        let kvh = h / (nh / nkv);
+        for i in 0..seq {
+            let qv = &q[(i * nh + h) * d..(i * nh + h + 1) * d];
+            let keys: Vec<usize> = (0..seq)
+                .filter(|&j| window.is_none_or(|w| i.abs_diff(j) <= w))
+                .collect();
+            let s: Vec<f64> = keys
+                .iter()
+                .map(|&j| {
+                    let kv = &k[(j * nkv + kvh) * d..(j * nkv + kvh + 1) * d];
+                    qv.iter()
+                        .zip(kv)
+                        .map(|(&a, &b)| f64::from(a) * f64::from(b))
+                        .sum::<f64>()
+                        * f64::from(scale)
+                })
+                .collect();
+            let m = s.iter().fold(f64::NEG_INFINITY, |a, &b| a.max(b));
+            let e: Vec<f64> = s.iter().map(|&x| (x - m).exp()).collect();
+            let z: f64 = e.iter().sum();
+            for (p, &j) in e.iter().zip(&keys) {
+                let vv = &v[(j * nkv + kvh) * d..(j * nkv + kvh + 1) * d];
+                for c in 0..d {
+                    out[(i * nh + h) * d + c] += p / z * f64::from(vv[c]);
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn attention() {
+    let mut rng = Rng::new(15);
+    for kern in Kernels::available() {
+        for &(seq, nh, nkv, d, window) in &[
+            (1, 1, 1, 4, None),
+            (5, 3, 1, 8, Some(1)),
+            (17, 3, 1, 16, None),
+            (17, 4, 2, 16, Some(4)),
+            (40, 3, 1, 256, Some(7)),
+            (40, 2, 2, 32, Some(0)),
+            (70, 3, 1, 64, Some(100)),
+        ] {
+            let q = rng.vec(seq * nh * d);
+            let k = rng.vec(seq * nkv * d);
+            let v = rng.vec(seq * nkv * d);
+            let scale = 1.0 / (d as f32).sqrt();
+            let want = attention_f64(&q, &k, &v, seq, nh, nkv, d, scale, window);
+            for parallel in [false, true] {
+                let mut out = vec![f32::NAN; seq * nh * d];
+                if parallel {
+                    kern.attention(&q, &k, &v, seq, nh, nkv, d, scale, window, &mut out)
+                } else {
+                    kern.attention_single_thread(
+                        &q, &k, &v, seq, nh, nkv, d, scale, window, &mut out,
+                    )
+                }
+                .unwrap();
+                for i in 0..out.len() {
+                    assert!(
+                        close(out[i], want[i], 1e-5),
+                        "{} seq {seq} nh {nh} d {d} w {window:?} i {i}: {} vs {}",
+                        kern.name(),
+                        out[i],
+                        want[i]
+                    );
+                }
+            }
+        }
+        let mut out = vec![0.0; 8];
+        assert!(matches!(
+            kern.attention(&[0.0; 8], &[0.0; 4], &[0.0; 4], 1, 2, 3, 4, 1.0, None, &mut out),
+            Err(KernelError::InvalidShape { .. })
+        ));
+    }
+}
+
+#[test]
+fn mean_pool() {
+    let mut rng = Rng::new(16);
+    for kern in Kernels::available() {
+        for (rows, dim) in [(0, 3), (1, 768), (5, 17), (33, 64)] {
+            let x = rng.vec(rows * dim);
+            let mut out = vec![f32::NAN; dim];
+            kern.mean_pool(&x, &mut out).unwrap();
+            for j in 0..dim {
+                let want = if rows == 0 {
+                    0.0
+                } else {
+                    (0..rows).map(|r| f64::from(x[r * dim + j])).sum::<f64>() / rows as f64
+                };
+                assert!(close(out[j], want, 1e-6), "{} rows {rows}", kern.name());
+            }
+        }
+    }
+}
