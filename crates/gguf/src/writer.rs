@@ -385,6 +385,77 @@ impl<W: Write> GgufWriter<W> {
         Ok(())
     }
 
+    /// Writes the data of tensor `name` (the next declared tensor) in pieces, so a large tensor
+    /// never has to be held in memory: `fill` receives a sink and passes it consecutive chunks
+    /// whose lengths must add up to the tensor's byte size; then the data is padded to the
+    /// alignment. A sink call that would exceed the size fails with
+    /// [`GgufError::TensorDataLength`], as does a total that falls short.
+    ///
+    /// If `fill` (or the sink) fails, the tensor is left half-written and the writer must be
+    /// discarded.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), gguf::GgufError> {
+    /// let mut w = gguf::GgufWriter::new(Vec::new());
+    /// w.add_tensor("t", gguf::GgmlType::F32, &[4])?;
+    /// w.write_tensor_data_with("t", |sink| -> Result<(), gguf::GgufError> {
+    ///     sink(&1f32.to_le_bytes())?;
+    ///     sink(&[0; 12])
+    /// })?;
+    /// let file = gguf::Gguf::from_bytes(w.finish()?)?;
+    /// assert_eq!(file.dequantize(file.require_tensor("t")?)?, [1.0, 0.0, 0.0, 0.0]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn write_tensor_data_with<E: From<GgufError>>(
+        &mut self,
+        name: &str,
+        fill: impl FnOnce(&mut dyn FnMut(&[u8]) -> Result<(), GgufError>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        if self.next.is_none() {
+            self.write_header()?;
+        }
+        let i = self.next.unwrap_or(0);
+        let size = match self.tensors.get(i) {
+            Some(t) if t.name == name => t.size,
+            other => {
+                return Err(GgufError::TensorOrder {
+                    expected: other.map(|t| t.name.clone()),
+                    found: name.to_owned(),
+                }
+                .into())
+            }
+        };
+        let mut written = 0u64;
+        {
+            let mut sink = |chunk: &[u8]| -> Result<(), GgufError> {
+                let total = written.saturating_add(chunk.len() as u64);
+                if total > size {
+                    return Err(GgufError::TensorDataLength {
+                        name: name.to_owned(),
+                        expected: size,
+                        found: total,
+                    });
+                }
+                self.put(chunk)?;
+                written = total;
+                Ok(())
+            };
+            fill(&mut sink)?;
+        }
+        if written != size {
+            return Err(GgufError::TensorDataLength {
+                name: name.to_owned(),
+                expected: size,
+                found: written,
+            }
+            .into());
+        }
+        self.pad()?;
+        self.next = Some(i + 1);
+        Ok(())
+    }
+
     /// Writes the data of an F32 tensor (see [`GgufWriter::write_tensor_data`]).
     pub fn write_tensor_f32(&mut self, name: &str, data: &[f32]) -> Result<(), GgufError> {
         self.write_tensor_data(name, zerocopy::IntoBytes::as_bytes(data))
