@@ -223,29 +223,16 @@ struct BenchLine {
 pub fn convert(args: ConvertArgs) -> Result<()> {
     use ggufembed::convert::{convert, ConvertProgress, OutType};
 
-    let out_type: OutType = args.out_type.parse().map_err(|e| {
-        anyhow::anyhow!(
-            "--type {}: {e} (expected q8_0, f32, f16 or bf16)",
-            args.out_type
-        )
-    })?;
+    let out_type: OutType = args
+        .out_type
+        .parse()
+        .map_err(|e| anyhow::anyhow!("--type {}: {e}", args.out_type))?;
     if !args.hf_dir.is_dir() {
         bail!(
             "{} is not a directory (expected a Hugging Face model directory)",
             args.hf_dir.display()
         );
     }
-    // Write next to the target and rename at the end, so a failed run leaves nothing behind.
-    let dir = match args.out.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
-        _ => std::path::PathBuf::from("."),
-    };
-    let temp = tempfile::Builder::new()
-        .prefix(".gemma-embed-convert-")
-        .suffix(".partial")
-        .tempfile_in(&dir)
-        .with_context(|| format!("cannot create a file in {}", dir.display()))?;
-    crate::output::make_readable(temp.as_file());
     let bar = progress_bar(
         0,
         true,
@@ -257,15 +244,19 @@ pub fn convert(args: ConvertArgs) -> Result<()> {
         bar.set_position(p.bytes_done);
         bar.set_message(format!("{}/{} {}", p.index + 1, p.count, p.tensor));
     };
-    let _summary = convert(&args.hf_dir, temp.path(), out_type, &mut on_progress)
+    // The converter writes to a temporary name and renames at the end: a failed run leaves
+    // no partial file.
+    let summary = convert(&args.hf_dir, &args.out, out_type, &mut on_progress)
         .with_context(|| format!("cannot convert {}", args.hf_dir.display()))?;
     bar.finish_and_clear();
-    temp.persist(&args.out)
-        .with_context(|| format!("cannot create {}", args.out.display()))?;
     eprintln!(
-        "wrote {} ({}) in {:.1} s",
-        args.out.display(),
-        args.out_type,
+        "wrote {} ({}): {} tensors, {} parameters, {} metadata keys, {} in {:.1} s",
+        summary.path.display(),
+        summary.out_type,
+        summary.n_tensors,
+        summary.n_params,
+        summary.n_metadata,
+        human_bytes(summary.file_size),
         start.elapsed().as_secs_f64()
     );
     Ok(())
@@ -368,7 +359,11 @@ pub fn info(args: InfoArgs) -> Result<()> {
     } else {
         writeln!(out, "file            {}", model.path().display())?;
         writeln!(out, "architecture    {}", info.architecture)?;
-        writeln!(out, "name            {}", info.name)?;
+        writeln!(
+            out,
+            "name            {}",
+            info.name.as_deref().unwrap_or("-")
+        )?;
         writeln!(out, "weights         {}", info.weight_type)?;
         writeln!(out, "layers          {}", info.n_layers)?;
         writeln!(out, "hidden size     {}", info.hidden_size)?;

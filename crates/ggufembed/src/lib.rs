@@ -80,16 +80,18 @@ pub use paths::{
 
 /// The Hugging Face → GGUF converter (re-exported from `gemma-runtime`).
 pub use gemma_runtime::convert;
+pub use gemma_runtime::tokenizer::Tokenizer;
 pub use gemma_runtime::{EmbeddingModel, ModelInfo, RuntimeError};
-pub use spm_tokenizer::{Tokenizer, TokenizerError};
+pub use spm_tokenizer::TokenizerError;
 
 /// The SentencePiece tokenizer crate (for [`tokenizer::EncodeOptions`] and friends).
 pub use spm_tokenizer as tokenizer;
 
 /// Name of the matrix-kernel backend chosen for this CPU (e.g. `avx512vnni`, `avx2`, `neon`,
-/// `scalar`); `Q8_KERNELS_BACKEND` forces one.
+/// `scalar`); `Q8_KERNELS_BACKEND` forces one. If that variable names a backend this CPU cannot
+/// run, returns `"unavailable"` (and loading a model fails with the reason).
 pub fn backend() -> &'static str {
-    q8_kernels::kernels().name()
+    q8_kernels::kernels().map_or("unavailable", |k| k.name())
 }
 
 #[cfg(test)]
