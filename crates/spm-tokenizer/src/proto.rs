@@ -167,16 +167,43 @@ pub struct ModelProto {
 /// fields, bad UTF-8 in a piece, unsupported wire types); [`TokenizerError::UnsupportedValue`] for a
 /// piece type or model type SentencePiece does not define.
 pub fn parse_model_proto(bytes: &[u8]) -> Result<ModelProto, TokenizerError> {
-    let mut model = ModelProto::default();
+    let raw = parse_raw(bytes)?;
+    Ok(ModelProto {
+        pieces: raw
+            .pieces
+            .into_iter()
+            .map(|(piece, score, kind)| SentencePiece {
+                piece: piece.to_owned(),
+                score,
+                kind,
+            })
+            .collect(),
+        trainer_spec: raw.trainer_spec,
+        normalizer_spec: raw.normalizer_spec,
+    })
+}
+
+/// A `ModelProto` whose piece texts borrow from the file bytes (no allocation per piece).
+pub(crate) struct RawModel<'a> {
+    pub pieces: Vec<(&'a str, f32, PieceType)>,
+    pub trainer_spec: TrainerSpec,
+    pub normalizer_spec: NormalizerSpec,
+}
+
+pub(crate) fn parse_raw(bytes: &[u8]) -> Result<RawModel<'_>, TokenizerError> {
+    let mut model = RawModel {
+        pieces: Vec::new(),
+        trainer_spec: TrainerSpec::default(),
+        normalizer_spec: NormalizerSpec::default(),
+    };
     let mut r = Reader::new(bytes, 0);
-    // A piece takes at least 2 bytes on the wire (tag + length), which bounds the reservation.
     let mut reserved = false;
     while let Some((field, wire)) = r.tag()? {
         match (field, wire) {
             (1, WIRE_LEN) => {
                 let (sub, base) = r.len_delimited()?;
                 if !reserved {
-                    // Estimate from the first piece's size; capped by the bytes left.
+                    // Estimate the piece count from the first piece's size, bounded by the bytes.
                     let est = (bytes.len() / (sub.len() + 2).max(8)).min(1 << 22);
                     model.pieces.reserve(est);
                     reserved = true;
@@ -197,9 +224,9 @@ pub fn parse_model_proto(bytes: &[u8]) -> Result<ModelProto, TokenizerError> {
     Ok(model)
 }
 
-fn parse_piece(bytes: &[u8], base: usize) -> Result<SentencePiece, TokenizerError> {
+fn parse_piece(bytes: &[u8], base: usize) -> Result<(&str, f32, PieceType), TokenizerError> {
     let mut r = Reader::new(bytes, base);
-    let mut piece = String::new();
+    let mut piece = "";
     let mut score = 0.0f32;
     let mut kind = PieceType::Normal;
     while let Some((field, wire)) = r.tag()? {
@@ -207,12 +234,10 @@ fn parse_piece(bytes: &[u8], base: usize) -> Result<SentencePiece, TokenizerErro
             (1, WIRE_LEN) => {
                 let at = r.offset();
                 let (s, _) = r.len_delimited()?;
-                piece = std::str::from_utf8(s)
-                    .map_err(|_| TokenizerError::MalformedProto {
-                        offset: at,
-                        what: "piece is not valid UTF-8",
-                    })?
-                    .to_owned();
+                piece = std::str::from_utf8(s).map_err(|_| TokenizerError::MalformedProto {
+                    offset: at,
+                    what: "piece is not valid UTF-8",
+                })?;
             }
             (2, WIRE_I32) => score = f32::from_le_bytes(r.fixed32()?),
             (3, WIRE_VARINT) => {
@@ -228,7 +253,7 @@ fn parse_piece(bytes: &[u8], base: usize) -> Result<SentencePiece, TokenizerErro
             (_, w) => r.skip(w)?,
         }
     }
-    Ok(SentencePiece { piece, score, kind })
+    Ok((piece, score, kind))
 }
 
 fn parse_trainer_spec(

@@ -1,0 +1,944 @@
+//! The tokenizer: vocabulary tables, normalization, special-token splitting, BPE-by-score merging
+//! with byte fallback, truncation, batch encoding and decoding.
+
+use std::cell::RefCell;
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+use std::path::Path;
+
+use rayon::prelude::*;
+
+use crate::map::{PieceMap, NONE};
+use crate::proto::{self, ModelType, PieceType};
+use crate::special::SpecialMatcher;
+use crate::TokenizerError;
+
+/// `▁` (U+2581), SentencePiece's visible space, in UTF-8.
+const SPACE_MARK: &[u8; 3] = b"\xE2\x96\x81";
+
+/// Words up to this many characters are merged by scanning an array of pair scores (fast for the
+/// short words that make up most text); longer ones use a priority queue, as llama.cpp does.
+const SMALL_WORD: usize = 48;
+
+/// Special-token ids and flags of a vocabulary (GGUF's `tokenizer.ggml.*` keys).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct VocabConfig {
+    /// Beginning-of-sequence token (`tokenizer.ggml.bos_token_id`).
+    pub bos: Option<u32>,
+    /// End-of-sequence token (`tokenizer.ggml.eos_token_id`).
+    pub eos: Option<u32>,
+    /// Unknown token (`tokenizer.ggml.unknown_token_id`); used for characters with no piece when
+    /// byte pieces are missing.
+    pub unk: Option<u32>,
+    /// Padding token (`tokenizer.ggml.padding_token_id`).
+    pub pad: Option<u32>,
+    /// Put `bos` in front of every sequence (`tokenizer.ggml.add_bos_token`).
+    pub add_bos: bool,
+    /// Put `eos` at the end of every sequence (`tokenizer.ggml.add_eos_token`).
+    pub add_eos: bool,
+    /// Put a `▁` in front of the text (`tokenizer.ggml.add_space_prefix`; false for Gemma).
+    pub add_space_prefix: bool,
+}
+
+/// What to do when a text encodes to more than `max_length` tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Truncation {
+    /// Keep the first tokens; `bos`/`eos` (when added) stay at the ends.
+    #[default]
+    Truncate,
+    /// Fail with [`TokenizerError::TooLong`].
+    Error,
+}
+
+/// Options for [`Tokenizer::encode_with`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EncodeOptions {
+    /// Add `bos`/`eos` as the vocabulary's flags say (default true).
+    pub add_special_tokens: bool,
+    /// Match CONTROL and UNKNOWN piece text in the input (e.g. `<start_of_turn>`) as that token
+    /// (default true). USER_DEFINED pieces are always matched.
+    pub parse_special: bool,
+    /// Maximum number of tokens, special tokens included (default none).
+    pub max_length: Option<usize>,
+    /// What to do above `max_length`.
+    pub truncation: Truncation,
+}
+
+impl Default for EncodeOptions {
+    fn default() -> Self {
+        EncodeOptions {
+            add_special_tokens: true,
+            parse_special: true,
+            max_length: None,
+            truncation: Truncation::Truncate,
+        }
+    }
+}
+
+/// Options for [`Tokenizer::decode_with`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DecodeOptions {
+    /// Leave out CONTROL and UNKNOWN tokens (`<bos>`, `<eos>`, `<start_of_turn>`...); default true.
+    pub skip_special_tokens: bool,
+}
+
+impl Default for DecodeOptions {
+    fn default() -> Self {
+        DecodeOptions {
+            skip_special_tokens: true,
+        }
+    }
+}
+
+/// Text normalization applied before segmentation (from the model's `NormalizerSpec`).
+#[derive(Debug, Clone, Copy)]
+struct Normalization {
+    escape_whitespaces: bool,
+    remove_extra_whitespaces: bool,
+}
+
+/// A SentencePiece tokenizer (BPE by piece score with byte fallback), built once per vocabulary.
+///
+/// Cheap to share: `Tokenizer` is `Send + Sync` and every method takes `&self`.
+pub struct Tokenizer {
+    /// All piece texts, back to back.
+    arena: Vec<u8>,
+    /// `offsets[i]..offsets[i + 1]` is piece `i` in `arena`.
+    offsets: Vec<u32>,
+    scores: Vec<f32>,
+    types: Vec<PieceType>,
+    map: PieceMap,
+    special: SpecialMatcher,
+    /// Id of `<0xXX>` per byte, `NONE` if missing.
+    byte_ids: [u32; 256],
+    /// Characters `c` such that some mergeable piece holds `c` followed by `▁`: a word boundary
+    /// before `▁` is only cut when the previous character is not one of these.
+    no_split_before_space: Vec<char>,
+    config: VocabConfig,
+    norm: Normalization,
+}
+
+#[derive(Default)]
+struct Scratch {
+    norm: Vec<u8>,
+    /// (start, end) byte offsets of the symbols of the current word.
+    syms: Vec<(u32, u32)>,
+    /// Id of each symbol once it is the product of a merge, else `NONE`.
+    sym_ids: Vec<u32>,
+    /// For each adjacent pair: (score, id) of the merged piece, id `NONE` if not a piece.
+    pairs: Vec<(f32, u32)>,
+    heap: BinaryHeap<Bigram>,
+    links: Vec<Link>,
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
+
+#[derive(Clone, Copy)]
+struct Link {
+    start: u32,
+    end: u32,
+    prev: u32,
+    next: u32,
+    id: u32,
+}
+
+#[derive(Clone, Copy)]
+struct Bigram {
+    score: f32,
+    left: u32,
+    right: u32,
+    size: u32,
+    id: u32,
+}
+
+impl PartialEq for Bigram {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+impl Eq for Bigram {}
+impl PartialOrd for Bigram {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Bigram {
+    /// Higher score first; on equal scores the leftmost pair (llama.cpp's and SentencePiece's order).
+    fn cmp(&self, other: &Self) -> Ordering {
+        if self.score > other.score {
+            Ordering::Greater
+        } else if self.score < other.score {
+            Ordering::Less
+        } else {
+            other.left.cmp(&self.left)
+        }
+    }
+}
+
+#[inline(always)]
+fn better(score: f32, best: f32, have_best: bool) -> bool {
+    !have_best || score > best
+}
+
+impl Tokenizer {
+    /// Builds a tokenizer from plain vocabulary arrays, e.g. GGUF's `tokenizer.ggml.tokens`,
+    /// `tokenizer.ggml.scores` and `tokenizer.ggml.token_type`.
+    ///
+    /// Token types use SentencePiece's numbering (1 normal, 2 unknown, 3 control, 4 user-defined,
+    /// 5 unused, 6 byte); 0 (llama.cpp's "undefined") is read as normal. Only normal pieces take part
+    /// in merges; control, user-defined and unknown pieces are matched as whole tokens in the text;
+    /// byte pieces `<0xXX>` are the fallback for characters no piece covers. Spaces inside
+    /// user-defined pieces (as llama.cpp's converter writes them) match spaces in the text.
+    ///
+    /// # Errors
+    /// [`TokenizerError::LengthMismatch`], [`TokenizerError::BadVocabSize`],
+    /// [`TokenizerError::InvalidTokenType`], [`TokenizerError::SpecialIdOutOfRange`].
+    pub fn from_parts<P, S, F, T>(
+        pieces: P,
+        scores: F,
+        types: T,
+        config: VocabConfig,
+    ) -> Result<Tokenizer, TokenizerError>
+    where
+        P: IntoIterator<Item = S>,
+        P::IntoIter: ExactSizeIterator,
+        S: AsRef<str>,
+        F: IntoIterator<Item = f32>,
+        T: IntoIterator<Item = i32>,
+    {
+        let pieces = pieces.into_iter();
+        let n = pieces.len();
+        let mut arena = Vec::with_capacity(n.saturating_mul(8));
+        let mut offsets = Vec::with_capacity(n.saturating_add(1));
+        offsets.push(0u32);
+        let mut count = 0usize;
+        for p in pieces {
+            arena.extend_from_slice(p.as_ref().as_bytes());
+            let end = u32::try_from(arena.len())
+                .map_err(|_| TokenizerError::BadVocabSize { size: count + 1 })?;
+            offsets.push(end);
+            count += 1;
+        }
+        let scores: Vec<f32> = scores.into_iter().collect();
+        let mut type_vec = Vec::with_capacity(count);
+        let mut ntypes = 0usize;
+        for (i, t) in types.into_iter().enumerate() {
+            ntypes += 1;
+            if type_vec.len() < count {
+                let kind = if t == 0 {
+                    PieceType::Normal
+                } else {
+                    PieceType::try_from(t).map_err(|value| TokenizerError::InvalidTokenType {
+                        id: i as u32,
+                        value,
+                    })?
+                };
+                type_vec.push(kind);
+            }
+        }
+        if scores.len() != count || ntypes != count {
+            return Err(TokenizerError::LengthMismatch {
+                pieces: count,
+                scores: scores.len(),
+                types: ntypes,
+            });
+        }
+        Self::build(
+            arena,
+            offsets,
+            scores,
+            type_vec,
+            config,
+            Normalization {
+                escape_whitespaces: true,
+                remove_extra_whitespaces: false,
+            },
+        )
+    }
+
+    /// Builds a tokenizer from the bytes of a SentencePiece `tokenizer.model`.
+    ///
+    /// The special ids come from the model's trainer spec; `add_bos` is true when the model has a
+    /// `bos` piece, `add_eos` false (SentencePiece's defaults; change them with
+    /// [`Tokenizer::with_add_bos`] / [`Tokenizer::with_add_eos`]). Note that a Hugging Face checkpoint
+    /// may mark more pieces as CONTROL than its `tokenizer.model` does (llama.cpp's converter applies
+    /// `tokenizer_config.json`); this only matters with `parse_special: false`.
+    ///
+    /// # Errors
+    /// Malformed bytes, a model type other than BPE, or a non-identity normalization rule
+    /// ([`TokenizerError::UnsupportedValue`]); the errors of [`Tokenizer::from_parts`].
+    pub fn from_model_proto(bytes: &[u8]) -> Result<Tokenizer, TokenizerError> {
+        let raw = proto::parse_raw(bytes)?;
+        if raw.trainer_spec.model_type != ModelType::Bpe {
+            return Err(TokenizerError::UnsupportedValue {
+                field: "TrainerSpec.model_type (only BPE is supported)",
+                value: raw.trainer_spec.model_type as i64,
+            });
+        }
+        if raw.normalizer_spec.precompiled_charsmap_len != 0 {
+            return Err(TokenizerError::UnsupportedValue {
+                field: "NormalizerSpec.precompiled_charsmap length (only identity normalization is supported)",
+                value: raw.normalizer_spec.precompiled_charsmap_len as i64,
+            });
+        }
+        let n = raw.pieces.len();
+        let mut arena = Vec::with_capacity(bytes.len());
+        let mut offsets = Vec::with_capacity(n + 1);
+        offsets.push(0u32);
+        let mut scores = Vec::with_capacity(n);
+        let mut types = Vec::with_capacity(n);
+        for (text, score, kind) in &raw.pieces {
+            arena.extend_from_slice(text.as_bytes());
+            offsets.push(
+                u32::try_from(arena.len()).map_err(|_| TokenizerError::BadVocabSize { size: n })?,
+            );
+            scores.push(*score);
+            types.push(*kind);
+        }
+        let id = |v: i32| u32::try_from(v).ok().filter(|&v| (v as usize) < n);
+        let t = &raw.trainer_spec;
+        let config = VocabConfig {
+            bos: id(t.bos_id),
+            eos: id(t.eos_id),
+            unk: id(t.unk_id),
+            pad: id(t.pad_id),
+            add_bos: id(t.bos_id).is_some(),
+            add_eos: false,
+            add_space_prefix: raw.normalizer_spec.add_dummy_prefix,
+        };
+        let norm = Normalization {
+            escape_whitespaces: raw.normalizer_spec.escape_whitespaces,
+            remove_extra_whitespaces: raw.normalizer_spec.remove_extra_whitespaces,
+        };
+        Self::build(arena, offsets, scores, types, config, norm)
+    }
+
+    /// Reads a SentencePiece `tokenizer.model` file; see [`Tokenizer::from_model_proto`].
+    ///
+    /// # Errors
+    /// [`TokenizerError::Io`] if the file cannot be read, else as [`Tokenizer::from_model_proto`].
+    pub fn from_model_file(path: impl AsRef<Path>) -> Result<Tokenizer, TokenizerError> {
+        let path = path.as_ref();
+        let bytes = std::fs::read(path).map_err(|source| TokenizerError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_model_proto(&bytes)
+    }
+
+    /// Sets whether `bos` is added to every sequence.
+    pub fn with_add_bos(mut self, add: bool) -> Self {
+        self.config.add_bos = add;
+        self
+    }
+
+    /// Sets whether `eos` is added to every sequence.
+    pub fn with_add_eos(mut self, add: bool) -> Self {
+        self.config.add_eos = add;
+        self
+    }
+
+    fn build(
+        arena: Vec<u8>,
+        offsets: Vec<u32>,
+        scores: Vec<f32>,
+        types: Vec<PieceType>,
+        config: VocabConfig,
+        norm: Normalization,
+    ) -> Result<Tokenizer, TokenizerError> {
+        let n = types.len();
+        if n == 0 || n > (1usize << 31) {
+            return Err(TokenizerError::BadVocabSize { size: n });
+        }
+        for (which, id) in [
+            ("bos", config.bos),
+            ("eos", config.eos),
+            ("unk", config.unk),
+            ("pad", config.pad),
+        ] {
+            if let Some(id) = id {
+                if id as usize >= n {
+                    return Err(TokenizerError::SpecialIdOutOfRange {
+                        which,
+                        id,
+                        vocab_size: n,
+                    });
+                }
+            }
+        }
+        let mut map = PieceMap::with_capacity(n);
+        let mut byte_ids = [NONE; 256];
+        let mut specials = Vec::new();
+        let mut no_split = Vec::new();
+        for (i, &kind) in types.iter().enumerate() {
+            let (s, e) = (offsets[i], offsets[i + 1]);
+            let text = &arena[s as usize..e as usize];
+            let mergeable = kind == PieceType::Normal;
+            map.insert(&arena, i as u32, s, e - s, scores[i], mergeable);
+            match kind {
+                PieceType::Byte => {
+                    if let Some(b) = parse_byte_piece(text) {
+                        byte_ids[usize::from(b)] = i as u32;
+                    }
+                }
+                PieceType::Control | PieceType::UserDefined | PieceType::Unknown => {
+                    let mut t = Vec::with_capacity(text.len());
+                    for &b in text {
+                        if b == b' ' && norm.escape_whitespaces {
+                            t.extend_from_slice(SPACE_MARK);
+                        } else {
+                            t.push(b);
+                        }
+                    }
+                    specials.push((t, i as u32, kind == PieceType::UserDefined));
+                }
+                PieceType::Normal => {
+                    // Record characters that precede a `▁` inside the piece.
+                    if text.len() > 3 && memfind(&text[1..], SPACE_MARK).is_some() {
+                        record_space_predecessors(text, &mut no_split);
+                    }
+                }
+                PieceType::Unused => {}
+            }
+        }
+        no_split.sort_unstable();
+        no_split.dedup();
+        Ok(Tokenizer {
+            special: SpecialMatcher::new(specials),
+            arena,
+            offsets,
+            scores,
+            types,
+            map,
+            byte_ids,
+            no_split_before_space: no_split,
+            config,
+            norm,
+        })
+    }
+
+    /// Number of pieces in the vocabulary.
+    pub fn vocab_size(&self) -> usize {
+        self.types.len()
+    }
+
+    /// The special-token ids and flags.
+    pub fn config(&self) -> &VocabConfig {
+        &self.config
+    }
+
+    /// Beginning-of-sequence id.
+    pub fn bos_id(&self) -> Option<u32> {
+        self.config.bos
+    }
+
+    /// End-of-sequence id.
+    pub fn eos_id(&self) -> Option<u32> {
+        self.config.eos
+    }
+
+    /// Unknown-token id.
+    pub fn unk_id(&self) -> Option<u32> {
+        self.config.unk
+    }
+
+    /// Padding id.
+    pub fn pad_id(&self) -> Option<u32> {
+        self.config.pad
+    }
+
+    /// Whether `bos` is added to every sequence.
+    pub fn add_bos(&self) -> bool {
+        self.config.add_bos
+    }
+
+    /// Whether `eos` is added to every sequence.
+    pub fn add_eos(&self) -> bool {
+        self.config.add_eos
+    }
+
+    /// The text of piece `id` as stored in the vocabulary (spaces as `▁`), or `None` if out of range.
+    pub fn id_to_piece(&self, id: u32) -> Option<&str> {
+        let i = id as usize;
+        let (s, e) = (*self.offsets.get(i)?, *self.offsets.get(i + 1)?);
+        std::str::from_utf8(&self.arena[s as usize..e as usize]).ok()
+    }
+
+    /// The id of the piece whose text is exactly `piece`.
+    pub fn piece_to_id(&self, piece: &str) -> Option<u32> {
+        self.map.get(&self.arena, piece.as_bytes()).map(|h| h.id)
+    }
+
+    /// The type of piece `id`, or `None` if out of range.
+    pub fn token_type(&self, id: u32) -> Option<PieceType> {
+        self.types.get(id as usize).copied()
+    }
+
+    /// The score of piece `id`, or `None` if out of range.
+    pub fn score(&self, id: u32) -> Option<f32> {
+        self.scores.get(id as usize).copied()
+    }
+
+    /// Encodes `text` with the vocabulary's `bos`/`eos` flags, special-token text parsed, no length
+    /// limit. Never fails.
+    pub fn encode(&self, text: &str) -> Vec<u32> {
+        let mut out = Vec::with_capacity(text.len() / 3 + 2);
+        self.encode_raw(text, true, true, &mut out);
+        out
+    }
+
+    /// Encodes `text` with explicit options.
+    ///
+    /// # Errors
+    /// [`TokenizerError::TooLong`] above `max_length` with [`Truncation::Error`];
+    /// [`TokenizerError::MaxLengthTooSmall`] if `max_length` cannot hold the added special tokens.
+    pub fn encode_with(
+        &self,
+        text: &str,
+        opts: &EncodeOptions,
+    ) -> Result<Vec<u32>, TokenizerError> {
+        let add_bos = opts.add_special_tokens && self.config.add_bos && self.config.bos.is_some();
+        let add_eos = opts.add_special_tokens && self.config.add_eos && self.config.eos.is_some();
+        let specials = usize::from(add_bos) + usize::from(add_eos);
+        if let Some(max) = opts.max_length {
+            if max < specials {
+                return Err(TokenizerError::MaxLengthTooSmall { max, specials });
+            }
+        }
+        let mut out = Vec::with_capacity(text.len() / 3 + 2);
+        self.encode_raw(text, opts.parse_special, opts.add_special_tokens, &mut out);
+        if let Some(max) = opts.max_length {
+            if out.len() > max {
+                match opts.truncation {
+                    Truncation::Error => {
+                        return Err(TokenizerError::TooLong {
+                            tokens: out.len(),
+                            max,
+                        })
+                    }
+                    Truncation::Truncate => {
+                        let eos = if add_eos { out.pop() } else { None };
+                        out.truncate(max - usize::from(add_eos));
+                        out.extend(eos);
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Encodes many texts in parallel (rayon); the output is in input order.
+    ///
+    /// # Errors
+    /// The first error of [`Tokenizer::encode_with`] in input order.
+    pub fn encode_batch<S: AsRef<str> + Sync>(
+        &self,
+        texts: &[S],
+        opts: &EncodeOptions,
+    ) -> Result<Vec<Vec<u32>>, TokenizerError> {
+        texts
+            .par_iter()
+            .map(|t| self.encode_with(t.as_ref(), opts))
+            .collect()
+    }
+
+    /// Decodes ids to text, leaving out CONTROL and UNKNOWN tokens; see [`Tokenizer::decode_with`].
+    ///
+    /// # Errors
+    /// [`TokenizerError::UnknownId`] for an id outside the vocabulary.
+    pub fn decode(&self, ids: &[u32]) -> Result<String, TokenizerError> {
+        self.decode_with(ids, &DecodeOptions::default())
+    }
+
+    /// Decodes ids to text: `▁` becomes a space, runs of byte pieces are reassembled into UTF-8
+    /// (invalid sequences become U+FFFD), and with `add_space_prefix` the leading space is removed.
+    ///
+    /// # Errors
+    /// [`TokenizerError::UnknownId`] for an id outside the vocabulary.
+    pub fn decode_with(&self, ids: &[u32], opts: &DecodeOptions) -> Result<String, TokenizerError> {
+        let mut bytes: Vec<u8> = Vec::with_capacity(ids.len() * 4);
+        let mut first_text = true;
+        for &id in ids {
+            let kind = self.token_type(id).ok_or(TokenizerError::UnknownId {
+                id,
+                vocab_size: self.vocab_size(),
+            })?;
+            let i = id as usize;
+            let text = &self.arena[self.offsets[i] as usize..self.offsets[i + 1] as usize];
+            match kind {
+                PieceType::Control | PieceType::Unknown => {
+                    if !opts.skip_special_tokens {
+                        bytes.extend_from_slice(text);
+                    }
+                }
+                PieceType::Byte => match parse_byte_piece(text) {
+                    Some(b) => bytes.push(b),
+                    None => bytes.extend_from_slice(text),
+                },
+                PieceType::Normal | PieceType::UserDefined | PieceType::Unused => {
+                    let mut rest = text;
+                    if first_text && self.config.add_space_prefix && bytes.is_empty() {
+                        if let Some(r) = rest.strip_prefix(SPACE_MARK) {
+                            rest = r;
+                        } else if let Some(r) = rest.strip_prefix(b" ") {
+                            rest = r;
+                        }
+                    }
+                    first_text = false;
+                    push_unescaped(&mut bytes, rest);
+                }
+            }
+        }
+        Ok(match String::from_utf8(bytes) {
+            Ok(s) => s,
+            Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+        })
+    }
+
+    /// Encodes without length handling; appends to `out`.
+    fn encode_raw(&self, text: &str, parse_special: bool, add_special: bool, out: &mut Vec<u32>) {
+        if add_special && self.config.add_bos {
+            out.extend(self.config.bos);
+        }
+        let mut run = |s: &mut Scratch| self.encode_text(text, parse_special, out, s);
+        SCRATCH.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut s) => run(&mut s),
+            Err(_) => run(&mut Scratch::default()),
+        });
+        if add_special && self.config.add_eos {
+            out.extend(self.config.eos);
+        }
+    }
+
+    fn encode_text(&self, text: &str, parse_special: bool, out: &mut Vec<u32>, s: &mut Scratch) {
+        let mut norm = std::mem::take(&mut s.norm);
+        self.normalize(text, &mut norm);
+        let b = &norm[..];
+        let mut seg = 0usize;
+        if !self.special.is_empty() {
+            let mut i = 0usize;
+            while i < b.len() {
+                if self.special.can_start(b[i]) {
+                    if let Some((id, len)) = self.special.longest_prefix(&b[i..], parse_special) {
+                        self.encode_segment(&b[seg..i], out, s);
+                        out.push(id);
+                        i += len;
+                        seg = i;
+                        continue;
+                    }
+                }
+                i += 1;
+            }
+        }
+        self.encode_segment(&b[seg..], out, s);
+        s.norm = norm;
+    }
+
+    fn normalize(&self, text: &str, out: &mut Vec<u8>) {
+        out.clear();
+        let mut t = text.as_bytes();
+        let rm = self.norm.remove_extra_whitespaces;
+        if rm {
+            while let [b' ', rest @ ..] = t {
+                t = rest;
+            }
+            while let [rest @ .., b' '] = t {
+                t = rest;
+            }
+        }
+        out.reserve(t.len() + t.len() / 4 + 3);
+        if t.is_empty() {
+            return;
+        }
+        if self.config.add_space_prefix {
+            out.extend_from_slice(if self.norm.escape_whitespaces {
+                SPACE_MARK
+            } else {
+                b" "
+            });
+        }
+        if !self.norm.escape_whitespaces && !rm {
+            out.extend_from_slice(t);
+            return;
+        }
+        let mut prev_space = false;
+        let mut start = 0usize;
+        for (i, &c) in t.iter().enumerate() {
+            if c == b' ' {
+                out.extend_from_slice(&t[start..i]);
+                start = i + 1;
+                if !(rm && prev_space) {
+                    if self.norm.escape_whitespaces {
+                        out.extend_from_slice(SPACE_MARK);
+                    } else {
+                        out.push(b' ');
+                    }
+                }
+                prev_space = true;
+            } else {
+                prev_space = false;
+            }
+        }
+        out.extend_from_slice(&t[start..]);
+    }
+
+    /// Encodes a stretch of normalized text that holds no special piece: splits it into words at
+    /// `▁` where no piece can span the cut, and merges each word.
+    fn encode_segment(&self, seg: &[u8], out: &mut Vec<u32>, s: &mut Scratch) {
+        if seg.is_empty() {
+            return;
+        }
+        let mut word_start = 0usize;
+        let mut i = 0usize;
+        let mut prev_char_start = None::<usize>;
+        while i < seg.len() {
+            let c = seg[i];
+            let w = utf8_width(c);
+            if c == 0xE2 && seg[i..].starts_with(SPACE_MARK) && i > word_start {
+                let cut = match prev_char_start {
+                    Some(p) => {
+                        let prev = decode_char(&seg[p..i]);
+                        prev != '\u{2581}' && !self.no_split_before_space.contains(&prev)
+                    }
+                    None => false,
+                };
+                if cut {
+                    self.encode_word(&seg[word_start..i], out, s);
+                    word_start = i;
+                }
+            }
+            prev_char_start = Some(i);
+            i += w;
+        }
+        self.encode_word(&seg[word_start..], out, s);
+    }
+
+    /// Emits the ids of one final symbol that was not produced by a merge: the piece if the
+    /// character is one, else its bytes as `<0xXX>`, else `unk`.
+    #[inline]
+    fn emit_unmerged(&self, text: &[u8], out: &mut Vec<u32>) {
+        if let Some(h) = self.map.get(&self.arena, text) {
+            if h.mergeable {
+                out.push(h.id);
+                return;
+            }
+        }
+        if text.iter().all(|&b| self.byte_ids[usize::from(b)] != NONE) {
+            out.extend(text.iter().map(|&b| self.byte_ids[usize::from(b)]));
+        } else if let Some(unk) = self.config.unk {
+            out.push(unk);
+        }
+    }
+
+    #[inline]
+    fn pair(&self, text: &[u8]) -> (f32, u32) {
+        match self.map.get(&self.arena, text) {
+            Some(h) if h.mergeable => (h.score, h.id),
+            _ => (0.0, NONE),
+        }
+    }
+
+    fn encode_word(&self, word: &[u8], out: &mut Vec<u32>, s: &mut Scratch) {
+        if word.is_empty() {
+            return;
+        }
+        let syms = &mut s.syms;
+        syms.clear();
+        let mut i = 0usize;
+        while i < word.len() {
+            let w = utf8_width(word[i]).min(word.len() - i);
+            syms.push((i as u32, (i + w) as u32));
+            i += w;
+        }
+        if syms.len() == 1 {
+            self.emit_unmerged(word, out);
+            return;
+        }
+        if syms.len() > SMALL_WORD {
+            self.encode_word_heap(word, out, s);
+            return;
+        }
+        let pairs = &mut s.pairs;
+        let ids = &mut s.sym_ids;
+        pairs.clear();
+        ids.clear();
+        ids.resize(syms.len(), NONE);
+        for k in 0..syms.len() - 1 {
+            pairs.push(self.pair(&word[syms[k].0 as usize..syms[k + 1].1 as usize]));
+        }
+        loop {
+            let mut best = usize::MAX;
+            let mut best_score = 0.0f32;
+            for (k, &(score, id)) in pairs.iter().enumerate() {
+                if id != NONE && better(score, best_score, best != usize::MAX) {
+                    best = k;
+                    best_score = score;
+                }
+            }
+            if best == usize::MAX {
+                break;
+            }
+            let k = best;
+            syms[k].1 = syms[k + 1].1;
+            ids[k] = pairs[k].1;
+            syms.remove(k + 1);
+            ids.remove(k + 1);
+            pairs.remove(k);
+            if k > 0 {
+                pairs[k - 1] = self.pair(&word[syms[k - 1].0 as usize..syms[k].1 as usize]);
+            }
+            if k < pairs.len() {
+                pairs[k] = self.pair(&word[syms[k].0 as usize..syms[k + 1].1 as usize]);
+            }
+        }
+        for (k, &(a, b)) in syms.iter().enumerate() {
+            if ids[k] != NONE {
+                out.push(ids[k]);
+            } else {
+                self.emit_unmerged(&word[a as usize..b as usize], out);
+            }
+        }
+    }
+
+    /// The priority-queue merge (llama.cpp's `llm_tokenizer_spm::tokenize`) for long words.
+    fn encode_word_heap(&self, word: &[u8], out: &mut Vec<u32>, s: &mut Scratch) {
+        let links = &mut s.links;
+        links.clear();
+        let n = s.syms.len();
+        for (k, &(a, b)) in s.syms.iter().enumerate() {
+            links.push(Link {
+                start: a,
+                end: b,
+                prev: if k == 0 { NONE } else { k as u32 - 1 },
+                next: if k + 1 == n { NONE } else { k as u32 + 1 },
+                id: NONE,
+            });
+        }
+        let heap = &mut s.heap;
+        heap.clear();
+        let try_add = |heap: &mut BinaryHeap<Bigram>, links: &[Link], left: u32, right: u32| {
+            if left == NONE || right == NONE {
+                return;
+            }
+            let (l, r) = (links[left as usize], links[right as usize]);
+            let (score, id) = self.pair(&word[l.start as usize..r.end as usize]);
+            if id != NONE {
+                heap.push(Bigram {
+                    score,
+                    left,
+                    right,
+                    size: r.end - l.start,
+                    id,
+                });
+            }
+        };
+        for k in 1..n {
+            try_add(heap, links, k as u32 - 1, k as u32);
+        }
+        while let Some(bg) = heap.pop() {
+            let (l, r) = (links[bg.left as usize], links[bg.right as usize]);
+            // Stale entry: one side was merged away or grew since the pair was queued.
+            if l.end == l.start
+                || r.end == r.start
+                || (l.end - l.start) + (r.end - r.start) != bg.size
+            {
+                continue;
+            }
+            {
+                let left = &mut links[bg.left as usize];
+                left.end = r.end;
+                left.next = r.next;
+                left.id = bg.id;
+            }
+            links[bg.right as usize].end = links[bg.right as usize].start;
+            if r.next != NONE {
+                links[r.next as usize].prev = bg.left;
+            }
+            let (prev, next) = (l.prev, r.next);
+            try_add(heap, links, prev, bg.left);
+            try_add(heap, links, bg.left, next);
+        }
+        let mut k = 0u32;
+        while k != NONE {
+            let l = links[k as usize];
+            if l.id != NONE {
+                out.push(l.id);
+            } else {
+                self.emit_unmerged(&word[l.start as usize..l.end as usize], out);
+            }
+            k = l.next;
+        }
+    }
+}
+
+impl std::fmt::Debug for Tokenizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tokenizer")
+            .field("vocab_size", &self.vocab_size())
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Width of the UTF-8 sequence starting with `b` (1 for a stray continuation byte).
+#[inline(always)]
+fn utf8_width(b: u8) -> usize {
+    match b {
+        0x00..=0x7F => 1,
+        0xC0..=0xDF => 2,
+        0xE0..=0xEF => 3,
+        0xF0..=0xF7 => 4,
+        _ => 1,
+    }
+}
+
+/// The one character in `b` (a complete UTF-8 sequence), or U+FFFD.
+fn decode_char(b: &[u8]) -> char {
+    std::str::from_utf8(b)
+        .ok()
+        .and_then(|s| s.chars().next())
+        .unwrap_or('\u{FFFD}')
+}
+
+fn memfind(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Adds to `set` every character of `text` that is directly followed by `▁`.
+fn record_space_predecessors(text: &[u8], set: &mut Vec<char>) {
+    let Ok(s) = std::str::from_utf8(text) else {
+        return;
+    };
+    let mut prev = None;
+    for c in s.chars() {
+        if c == '\u{2581}' {
+            if let Some(p) = prev {
+                set.push(p);
+            }
+        }
+        prev = Some(c);
+    }
+}
+
+/// `<0xAB>` → `0xAB`.
+fn parse_byte_piece(text: &[u8]) -> Option<u8> {
+    let hex = text.strip_prefix(b"<0x")?.strip_suffix(b">")?;
+    if hex.len() != 2 {
+        return None;
+    }
+    let s = std::str::from_utf8(hex).ok()?;
+    u8::from_str_radix(s, 16).ok()
+}
+
+/// Appends `text` with every `▁` turned into a space.
+fn push_unescaped(out: &mut Vec<u8>, text: &[u8]) {
+    let mut rest = text;
+    while let Some(p) = memfind(rest, SPACE_MARK) {
+        out.extend_from_slice(&rest[..p]);
+        out.push(b' ');
+        rest = &rest[p + 3..];
+    }
+    out.extend_from_slice(rest);
+}
