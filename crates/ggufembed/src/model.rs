@@ -351,7 +351,12 @@ impl Model {
 
     /// Runs the model on a chunk and post-processes (cut to `dim`, normalise).
     fn run(&self, ids: &[Vec<u32>], dim: usize, normalize: bool) -> Result<Vec<Vec<f32>>> {
-        let raw = self.pool.install(|| self.inner.embed_batch_ids(ids))?;
+        // One sequence: the runtime splits its work across the pool's threads; several: the
+        // runtime runs whole sequences in parallel. Both give the same bits per sequence.
+        let raw = self.pool.install(|| match ids {
+            [one] => self.inner.embed_ids(one).map(|v| vec![v]),
+            _ => self.inner.embed_batch_ids(ids),
+        })?;
         if raw.len() != ids.len() {
             return Err(Error::BadOutput {
                 got: raw.len(),
