@@ -55,6 +55,13 @@ fn prompt_of(args: &EmbedArgs) -> Prompt {
 pub fn embed(mut args: EmbedArgs) -> Result<()> {
     // Read (and validate) all input before the slow model load.
     let input = std::mem::take(&mut args.input);
+    let to_stdout = args
+        .output
+        .as_deref()
+        .is_none_or(|p| p == std::path::Path::new("-"));
+    if args.format == crate::output::Format::Npy && to_stdout && std::io::stdout().is_terminal() {
+        bail!("--format npy is binary: give --output FILE or redirect standard output");
+    }
     let (texts, source) = read_texts(input.texts, input.input, input.input_format)?;
     let (model, load_time) = open_model(&args.model)?;
 
