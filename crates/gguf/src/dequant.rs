@@ -15,14 +15,7 @@ fn h(b: &[u8], at: usize) -> f32 {
 /// Dequantises `bytes` holding the data of `t`. `bytes.len()` must equal `t.size` (it does for
 /// bytes returned by [`crate::Gguf::tensor_bytes`]).
 pub(crate) fn dequantize(t: &TensorInfo, bytes: &[u8]) -> Result<Vec<f32>, GgufError> {
-    let ty = t.ggml_type;
-    let unsupported = || GgufError::UnsupportedDequantize {
-        name: t.name.clone(),
-        ggml_type: ty,
-    };
-    let ts = ty.type_size() as usize;
-    // The byte length bounds the output: no allocation is sized by the header's shape alone.
-    if bytes.len() as u64 != t.size || bytes.len() % ts != 0 {
+    if bytes.len() as u64 != t.size {
         return Err(GgufError::TensorOutOfBounds {
             name: t.name.clone(),
             offset: t.offset,
@@ -30,8 +23,38 @@ pub(crate) fn dequantize(t: &TensorInfo, bytes: &[u8]) -> Result<Vec<f32>, GgufE
             data_len: bytes.len() as u64,
         });
     }
+    let mut out = Vec::new();
+    dequantize_row(t.ggml_type, bytes, &mut out).map_err(|e| match e {
+        GgufError::UnsupportedType { ggml_type } => GgufError::UnsupportedDequantize {
+            name: t.name.clone(),
+            ggml_type,
+        },
+        e => e,
+    })?;
+    Ok(out)
+}
+
+/// Dequantises whole blocks of `ggml_type` from `bytes` and appends the values to `out`.
+///
+/// `bytes.len()` must be a multiple of the type size. Supported: F32, F16, BF16, F64, I8, I16,
+/// I32, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1. Use it to process a large tensor in chunks of rows.
+pub fn dequantize_row(
+    ggml_type: GgmlType,
+    bytes: &[u8],
+    out: &mut Vec<f32>,
+) -> Result<(), GgufError> {
+    let ty = ggml_type;
+    let ts = ty.type_size() as usize;
+    if bytes.len() % ts != 0 {
+        return Err(GgufError::DataLength {
+            ggml_type,
+            len: bytes.len() as u64,
+            type_size: ty.type_size(),
+        });
+    }
     let n_blocks = bytes.len() / ts;
-    let mut out = Vec::with_capacity(n_blocks.saturating_mul(ty.block_size() as usize));
+    // The byte length bounds the output: no allocation is sized by a header's shape alone.
+    out.reserve(n_blocks.saturating_mul(ty.block_size() as usize));
     let blocks = bytes.chunks_exact(ts);
     match ty {
         GgmlType::F32 => out.extend(blocks.map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))),
@@ -103,7 +126,7 @@ pub(crate) fn dequantize(t: &TensorInfo, bytes: &[u8]) -> Result<Vec<f32>, GgufE
                 out.extend(hi);
             }
         }
-        _ => return Err(unsupported()),
+        _ => return Err(GgufError::UnsupportedType { ggml_type }),
     }
-    Ok(out)
+    Ok(())
 }

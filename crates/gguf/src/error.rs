@@ -299,6 +299,24 @@ pub enum GgufError {
         ggml_type: GgmlType,
     },
 
+    /// Dequantisation of this type is not implemented (for [`crate::dequantize_row`]).
+    #[error("dequantising {ggml_type} is not supported")]
+    UnsupportedType {
+        /// The type.
+        ggml_type: GgmlType,
+    },
+
+    /// A byte length that is not a whole number of blocks of the type.
+    #[error("{len} bytes are not a whole number of {ggml_type} blocks of {type_size} bytes")]
+    DataLength {
+        /// The type.
+        ggml_type: GgmlType,
+        /// The byte length given.
+        len: u64,
+        /// Bytes per block.
+        type_size: u64,
+    },
+
     /// A quantiser input length is not a multiple of the block size, or the output has the wrong length.
     #[error(
         "quantising {ggml_type}: {len} input values do not fill {blocks} blocks of {block_size}"

@@ -37,6 +37,7 @@ mod types;
 mod value;
 pub mod writer;
 
+pub use dequant::dequantize_row;
 pub use error::GgufError;
 pub use half;
 pub use reader::{
