@@ -1,13 +1,13 @@
 //! GgufWriter and quantize_q8_0 reproduce llama.cpp's gguf-py byte for byte.
 //!
-//! `tests/data/gguf_py_reference.gguf` was written by gguf-py's `GGUFWriter` and `quants.quantize`
+//! `tests/data/gguf_py_reference.bin` was written by gguf-py's `GGUFWriter` and `quants.quantize`
 //! (script `tests/data/make_gguf_py_reference.py`); this test builds the same file from the same
 //! formula-generated inputs.
 
 use gguf::half::f16;
 use gguf::{quantize_q8_0, GgmlType, Gguf, GgufError, GgufWriter, OwnedValue};
 
-const REFERENCE: &[u8] = include_bytes!("data/gguf_py_reference.gguf");
+const REFERENCE: &[u8] = include_bytes!("data/gguf_py_reference.bin");
 
 /// `((i * 7919 + seed) % 2001) / 100 - 10` in f32, as the script computes it with numpy.
 fn values(n: usize, seed: usize) -> Vec<f32> {

@@ -1,4 +1,4 @@
-"""Writes gguf_py_reference.gguf with llama.cpp's gguf-py (package `gguf` 0.19.0, numpy 2.4.6).
+"""Writes gguf_py_reference.bin (a GGUF file; not *.gguf, which the repository ignores) with llama.cpp's gguf-py (package `gguf` 0.19.0, numpy 2.4.6).
 
 The Rust test `gguf_py_compat.rs` builds the same file with GgufWriter and quantize_q8_0 from the
 same formula-generated inputs and requires identical bytes.
@@ -25,7 +25,7 @@ def halves() -> np.ndarray:
     return v
 
 
-out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "gguf_py_reference.gguf")
+out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "gguf_py_reference.bin")
 w = gguf.GGUFWriter(out, "demo")
 w.add_uint8("k.u8", 200)
 w.add_int8("k.i8", -100)
