@@ -82,6 +82,8 @@ pub enum GgmlType {
     MXFP4 = 39,
     /// NV FP4 (E2M1 with E4M3 scales), blocks of 64.
     NVFP4 = 40,
+    /// 1-bit (sign) with an f16 scale, blocks of 128.
+    Q1_0 = 41,
 }
 
 /// Every type this crate knows, in id order.
@@ -119,6 +121,7 @@ pub const ALL_GGML_TYPES: &[GgmlType] = &[
     GgmlType::TQ2_0,
     GgmlType::MXFP4,
     GgmlType::NVFP4,
+    GgmlType::Q1_0,
 ];
 
 impl GgmlType {
@@ -164,6 +167,7 @@ impl GgmlType {
             TQ2_0 => "tq2_0",
             MXFP4 => "mxfp4",
             NVFP4 => "nvfp4",
+            Q1_0 => "q1_0",
         }
     }
 
@@ -174,6 +178,7 @@ impl GgmlType {
             F32 | F16 | I8 | I16 | I32 | I64 | F64 | BF16 => 1,
             Q4_0 | Q4_1 | Q5_0 | Q5_1 | Q8_0 | Q8_1 | IQ4_NL | MXFP4 => 32,
             NVFP4 => 64,
+            Q1_0 => 128,
             Q2_K | Q3_K | Q4_K | Q5_K | Q6_K | Q8_K | IQ2_XXS | IQ2_XS | IQ3_XXS | IQ1_S
             | IQ3_S | IQ2_S | IQ4_XS | IQ1_M | TQ1_0 | TQ2_0 => 256,
         }
@@ -216,6 +221,7 @@ impl GgmlType {
             TQ2_0 => 66,
             MXFP4 => 17,
             NVFP4 => 36,
+            Q1_0 => 18,
         }
     }
 
@@ -282,6 +288,7 @@ impl TryFrom<u32> for GgmlType {
             35 => TQ2_0,
             39 => MXFP4,
             40 => NVFP4,
+            41 => Q1_0,
             4 => return Err(GgufError::RemovedGgmlType { id, name: "q4_2" }),
             5 => return Err(GgufError::RemovedGgmlType { id, name: "q4_3" }),
             31 => {

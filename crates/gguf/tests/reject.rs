@@ -459,7 +459,7 @@ fn ne0_not_multiple_of_block_size() {
 
 #[test]
 fn unknown_ggml_type() {
-    for id in [41u32, 1000, u32::MAX] {
+    for id in [42u32, 1000, u32::MAX] {
         let v = with_tensors(
             1,
             |b| {
