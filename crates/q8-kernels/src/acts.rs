@@ -50,7 +50,7 @@ pub struct QuantizedActivations {
 }
 
 /// 64 bytes aligned to 64, the unit of [`QuantizedActivations`]' packed buffers.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, zerocopy::FromBytes, zerocopy::IntoBytes, zerocopy::Immutable)]
 #[repr(C, align(64))]
 pub(crate) struct Align64(pub(crate) [u8; 64]);
 

@@ -58,7 +58,7 @@ impl BlockQ8_0 {
 /// Returns [`crate::KernelError::NotBlockMultiple`] if `x.len()` is not a multiple of 32 and
 /// [`crate::KernelError::LengthMismatch`] if `out.len() != x.len() / 32`.
 pub fn quantize_q8_0(x: &[f32], out: &mut [BlockQ8_0]) -> Result<(), crate::KernelError> {
-    if x.len() % QK8_0 != 0 {
+    if !x.len().is_multiple_of(QK8_0) {
         return Err(crate::KernelError::NotBlockMultiple {
             what: "x",
             len: x.len(),

@@ -63,6 +63,8 @@
 mod acts;
 mod block;
 mod scalar;
+#[cfg(target_arch = "x86_64")]
+mod x86_64;
 
 use core::ops::Range;
 use std::sync::OnceLock;
@@ -214,6 +216,8 @@ impl Backend {
 #[derive(Clone, Copy, Debug)]
 enum Imp {
     Scalar,
+    #[cfg(target_arch = "x86_64")]
+    Avx512Vnni(x86_64::avx512vnni::Avx512Vnni),
 }
 
 /// The kernels of one backend. Get the process-wide choice with [`kernels()`].
@@ -256,6 +260,8 @@ impl Kernels {
     pub fn with_backend(backend: Backend) -> Result<Kernels, KernelError> {
         let imp = match backend {
             Backend::Scalar => Some(Imp::Scalar),
+            #[cfg(target_arch = "x86_64")]
+            Backend::Avx512Vnni => x86_64::avx512vnni::Avx512Vnni::detect().map(Imp::Avx512Vnni),
             _ => None,
         };
         imp.map(|imp| Kernels { imp })
@@ -274,6 +280,8 @@ impl Kernels {
     pub fn backend(&self) -> Backend {
         match self.imp {
             Imp::Scalar => Backend::Scalar,
+            #[cfg(target_arch = "x86_64")]
+            Imp::Avx512Vnni(_) => Backend::Avx512Vnni,
         }
     }
 
@@ -291,10 +299,10 @@ impl Kernels {
         precision: ActivationPrecision,
         out: &mut QuantizedActivations,
     ) -> Result<(), KernelError> {
-        if k == 0 || k % QK8_0 != 0 {
+        if k == 0 || !k.is_multiple_of(QK8_0) {
             return Err(KernelError::NotBlockMultiple { what: "k", len: k });
         }
-        if x.len() % k != 0 {
+        if !x.len().is_multiple_of(k) {
             return Err(KernelError::NotMultiple {
                 what: "x",
                 len: x.len(),
@@ -303,6 +311,13 @@ impl Kernels {
         }
         let tokens = x.len() / k;
         acts::quantize_portable(x, k, tokens, precision, out);
+        match self.imp {
+            #[cfg(target_arch = "x86_64")]
+            Imp::Avx512Vnni(_) if precision != ActivationPrecision::F32 => {
+                x86_64::avx512vnni::pack(out)
+            }
+            _ => {}
+        }
         out.backend = Some(self.backend());
         Ok(())
     }
@@ -366,7 +381,9 @@ impl Kernels {
         out: &mut [&mut [f32]],
     ) {
         match self.imp {
-            Imp::Scalar => scalar::matmul_q8_0(w, rows, acts, out),
+            #[cfg(target_arch = "x86_64")]
+            Imp::Avx512Vnni(t) => t.matmul_q8_0(w, rows, acts, out),
+            _ => scalar::matmul_q8_0(w, rows, acts, out),
         }
     }
 
@@ -385,7 +402,7 @@ impl Kernels {
             return Err(KernelError::InvalidShape { reason: "k is 0" });
         }
         check_len("w", w.len(), mul("w", n, k)?)?;
-        if x.len() % k != 0 {
+        if !x.len().is_multiple_of(k) {
             return Err(KernelError::NotMultiple {
                 what: "x",
                 len: x.len(),
@@ -394,8 +411,8 @@ impl Kernels {
         }
         let tokens = x.len() / k;
         check_len("y", y.len(), mul("y", n, tokens)?)?;
-        for_row_chunks(n, tokens, y, parallel, |rows, out| match self.imp {
-            Imp::Scalar => scalar::matmul_float(w, k, rows, x, out),
+        for_row_chunks(n, tokens, y, parallel, |rows, out| {
+            scalar::matmul_float(w, k, rows, x, out)
         });
         Ok(())
     }
@@ -476,9 +493,7 @@ impl Kernels {
     /// `Σ a[i]·b[i]`.
     pub fn dot(&self, a: &[f32], b: &[f32]) -> Result<f32, KernelError> {
         check_len("b", b.len(), a.len())?;
-        Ok(match self.imp {
-            Imp::Scalar => scalar::dot(a, b),
-        })
+        Ok(scalar::dot(a, b))
     }
 
     /// RMSNorm of each row of `x` (rows of `weight.len()` values):
@@ -492,9 +507,7 @@ impl Kernels {
     ) -> Result<(), KernelError> {
         check_rows("x", x.len(), weight.len())?;
         check_len("out", out.len(), x.len())?;
-        match self.imp {
-            Imp::Scalar => scalar::rms_norm(x, weight, eps, out),
-        }
+        scalar::rms_norm(x, weight, eps, out);
         Ok(())
     }
 
@@ -506,9 +519,7 @@ impl Kernels {
         eps: f32,
     ) -> Result<(), KernelError> {
         check_rows("x", x.len(), weight.len())?;
-        match self.imp {
-            Imp::Scalar => scalar::rms_norm_inplace(x, weight, eps),
-        }
+        scalar::rms_norm_inplace(x, weight, eps);
         Ok(())
     }
 
@@ -517,17 +528,13 @@ impl Kernels {
     pub fn geglu(&self, gate: &[f32], up: &[f32], out: &mut [f32]) -> Result<(), KernelError> {
         check_len("up", up.len(), gate.len())?;
         check_len("out", out.len(), gate.len())?;
-        match self.imp {
-            Imp::Scalar => scalar::geglu(gate, up, out),
-        }
+        scalar::geglu(gate, up, out);
         Ok(())
     }
 
     /// In-place softmax of `x` (max-subtracted; an empty slice is left alone).
     pub fn softmax(&self, x: &mut [f32]) {
-        match self.imp {
-            Imp::Scalar => scalar::softmax(x),
-        }
+        scalar::softmax(x)
     }
 
     /// NeoX-style RoPE of one head `x` (`table.head_dim()` values) at position `pos`: element `i`
@@ -592,7 +599,7 @@ impl Kernels {
                 reason: "n_heads, n_kv_heads and head_dim must be non-zero",
             });
         }
-        if s.n_heads % s.n_kv_heads != 0 {
+        if !s.n_heads.is_multiple_of(s.n_kv_heads) {
             return Err(KernelError::InvalidShape {
                 reason: "n_heads must be a multiple of n_kv_heads",
             });
@@ -687,11 +694,7 @@ impl Kernels {
             let queries = q0..q0 + ob.len() / row;
             let mut scores = Vec::new();
             for h in 0..shape.n_heads {
-                match self.imp {
-                    Imp::Scalar => {
-                        scalar::attention_rows(q, k, v, shape, h, queries.clone(), &mut scores, ob)
-                    }
-                }
+                scalar::attention_rows(q, k, v, shape, h, queries.clone(), &mut scores, ob);
             }
         };
         if parallel && rayon::current_num_threads() > 1 {
@@ -768,7 +771,7 @@ fn check_rows(what: &'static str, len: usize, row: usize) -> Result<(), KernelEr
             })
         };
     }
-    if len % row != 0 {
+    if !len.is_multiple_of(row) {
         return Err(KernelError::NotMultiple { what, len, of: row });
     }
     Ok(())
@@ -810,7 +813,7 @@ pub struct RopeTable {
 impl RopeTable {
     /// A table for heads of `head_dim` values (even, non-zero) and positions `0..max_pos`.
     pub fn new(head_dim: usize, base: f32, max_pos: usize) -> Result<RopeTable, KernelError> {
-        if head_dim == 0 || head_dim % 2 != 0 {
+        if head_dim == 0 || !head_dim.is_multiple_of(2) {
             return Err(KernelError::InvalidShape {
                 reason: "RoPE head_dim must be even and non-zero",
             });

@@ -26,7 +26,7 @@ impl Rng {
     /// Roughly normal (sum of 4 uniforms), with occasional outliers like transformer activations.
     pub fn activation(&mut self) -> f32 {
         let v = (self.uniform() + self.uniform() + self.uniform() + self.uniform()) * 0.9;
-        if self.next_u64() % 97 == 0 {
+        if self.next_u64().is_multiple_of(97) {
             v * 20.0
         } else {
             v
