@@ -30,6 +30,7 @@
 //! vocabulary proves no piece can span the cut; short words are merged by scanning a small array of
 //! pair scores, long ones with a priority queue. Scratch buffers are reused per thread.
 
+mod cache;
 mod error;
 mod map;
 pub mod proto;

@@ -1,38 +1,23 @@
-//! An open-addressing hash table from piece bytes to piece id, built once per vocabulary.
+//! Hash tables from piece bytes to piece id, built once per vocabulary.
 //!
 //! Why not `HashMap<String, u32>`: that costs one heap allocation per piece (262,144 for Gemma) and
-//! SipHash per lookup. Here every piece lives in one byte arena and the table holds only fixed-size
-//! slots, so building is a single pass and a lookup of a byte slice borrowed from the input is one
-//! multiply-fold hash, usually one slot and one `memcmp`. Each slot carries the piece's score and a
-//! "mergeable" flag so the BPE inner loop needs no other memory access on a hit.
+//! SipHash per lookup. Here every piece lives in one byte arena and the tables hold fixed-size slots:
+//!
+//! * pieces of 1..=7 bytes (most lookups of the merge loop) live in a table whose slot holds the
+//!   whole key packed in a `u64` (bytes + length), so a lookup is one hash, usually one slot, and one
+//!   integer compare, with no access to the arena;
+//! * longer pieces live in a table with a 32-bit hash tag, the arena offset and length, compared
+//!   with the arena bytes only when tag and length agree.
+//!
+//! Each slot carries the piece's score and a "mergeable" flag, so a BPE lookup needs no other memory.
+//! Building inserts in the order of home slots (a counting sort by hash), so the table is written
+//! almost sequentially instead of with one cache miss per piece.
 
 /// Sentinel for an empty slot / missing id.
 pub(crate) const NONE: u32 = u32::MAX;
 
 const MERGEABLE: u32 = 1 << 31;
-
-#[derive(Clone, Copy)]
-#[repr(C)]
-struct Slot {
-    /// High 32 bits of the hash.
-    tag: u32,
-    /// Piece id, or `NONE` for an empty slot.
-    id: u32,
-    /// Start of the piece bytes in the arena.
-    start: u32,
-    /// Length of the piece, with `MERGEABLE` in the top bit.
-    len_flags: u32,
-    /// The piece's score.
-    score: f32,
-}
-
-const EMPTY: Slot = Slot {
-    tag: 0,
-    id: NONE,
-    start: 0,
-    len_flags: 0,
-    score: 0.0,
-};
+const ID_MASK: u32 = !MERGEABLE;
 
 /// A lookup hit.
 #[derive(Clone, Copy, Debug)]
@@ -42,23 +27,32 @@ pub(crate) struct Hit {
     pub mergeable: bool,
 }
 
-pub(crate) struct PieceMap {
-    slots: Vec<Slot>,
-    mask: usize,
-}
-
 #[inline(always)]
 fn fold(a: u64, b: u64) -> u64 {
     let p = u128::from(a) * u128::from(b);
     (p as u64) ^ ((p >> 64) as u64)
 }
 
-/// A fast, well-mixing hash of a short byte string (not DoS-resistant; the keys are the model's).
+const K0: u64 = 0x9E37_79B9_7F4A_7C15;
+const K1: u64 = 0xBF58_476D_1CE4_E5B9;
+const K2: u64 = 0x94D0_49BB_1331_11EB;
+
+/// Packs 1..=7 bytes and their length into a non-zero `u64` (injective on such strings).
 #[inline(always)]
-pub(crate) fn hash_bytes(b: &[u8]) -> u64 {
-    const K0: u64 = 0x9E37_79B9_7F4A_7C15;
-    const K1: u64 = 0xBF58_476D_1CE4_E5B9;
-    const K2: u64 = 0x94D0_49BB_1331_11EB;
+fn pack_short(b: &[u8]) -> u64 {
+    let mut w = [0u8; 8];
+    w[..b.len()].copy_from_slice(b);
+    u64::from_le_bytes(w) | ((b.len() as u64) << 56)
+}
+
+#[inline(always)]
+fn hash_short(key: u64) -> u64 {
+    fold(key ^ K1, K0)
+}
+
+/// A fast, well-mixing hash of a byte string (not DoS-resistant; the keys are the model's).
+#[inline(always)]
+pub(crate) fn hash_long(b: &[u8]) -> u64 {
     let mut h = (b.len() as u64).wrapping_mul(K0);
     let mut chunks = b.chunks_exact(8);
     for c in &mut chunks {
@@ -75,89 +69,298 @@ pub(crate) fn hash_bytes(b: &[u8]) -> u64 {
     fold(h, K0)
 }
 
+#[derive(Clone, Copy)]
+#[repr(C)]
+struct ShortSlot {
+    /// Packed key; 0 = empty.
+    key: u64,
+    /// Id with `MERGEABLE` in the top bit.
+    id_flags: u32,
+    score: f32,
+}
+
+#[derive(Clone, Copy)]
+#[repr(C)]
+struct LongSlot {
+    /// High 32 bits of the hash.
+    tag: u32,
+    /// Id with `MERGEABLE` in the top bit; `NONE` = empty.
+    id_flags: u32,
+    /// Start of the piece bytes in the arena.
+    start: u32,
+    len: u32,
+    score: f32,
+}
+
+pub(crate) struct PieceMap {
+    short: Vec<ShortSlot>,
+    short_mask: usize,
+    long: Vec<LongSlot>,
+    long_mask: usize,
+}
+
+/// Slots for `n` keys: a power of two with a load factor of at most 0.6.
+fn table_size(n: usize) -> usize {
+    (n.saturating_mul(5) / 3).max(16).next_power_of_two()
+}
+
+/// `items` (each with its home slot) reordered by home slot's top bits, keeping the input order
+/// within a group (so duplicates stay in id order).
+fn bucket_sort<T: Copy>(items: &[(u32, T)], mask: usize) -> Vec<(u32, T)> {
+    let bits = mask.count_ones();
+    let shift = bits.saturating_sub(16);
+    let nb = (mask >> shift) + 1;
+    let mut counts = vec![0u32; nb + 1];
+    for &(h, _) in items {
+        counts[(h as usize >> shift) + 1] += 1;
+    }
+    for i in 0..nb {
+        counts[i + 1] += counts[i];
+    }
+    let Some(&first) = items.first() else {
+        return Vec::new();
+    };
+    let mut out = vec![first; items.len()];
+    for &it in items {
+        let b = it.0 as usize >> shift;
+        out[counts[b] as usize] = it;
+        counts[b] += 1;
+    }
+    out
+}
+
+/// Whether a new entry replaces an existing one with the same text: a mergeable piece replaces a
+/// non-mergeable one; otherwise the later id wins (as in llama.cpp's `token_to_id`).
+fn replaces(new_flags: u32, old_flags: u32) -> bool {
+    new_flags & MERGEABLE != 0 || old_flags & MERGEABLE == 0
+}
+
 impl PieceMap {
-    /// An empty table sized for `n` pieces (load factor ≤ 1/2).
-    pub(crate) fn with_capacity(n: usize) -> Self {
-        let cap = n.saturating_mul(2).max(16).next_power_of_two();
-        PieceMap {
-            slots: vec![EMPTY; cap],
-            mask: cap - 1,
+    /// Builds the tables over pieces `offsets[i]..offsets[i + 1]` of `arena`; `mergeable(i)` says
+    /// whether piece `i` takes part in merges. Empty pieces are skipped.
+    pub(crate) fn build(
+        arena: &[u8],
+        offsets: &[u32],
+        scores: &[f32],
+        mergeable: impl Fn(usize) -> bool,
+    ) -> Self {
+        let n = scores.len().min(offsets.len().saturating_sub(1));
+        let mut n_short = 0usize;
+        for i in 0..n {
+            let len = offsets[i + 1] - offsets[i];
+            n_short += usize::from((1..=7).contains(&len));
         }
+        let n_long = n - n_short;
+        let short_size = table_size(n_short);
+        let long_size = table_size(n_long);
+        let mut m = PieceMap {
+            short: vec![
+                ShortSlot {
+                    key: 0,
+                    id_flags: 0,
+                    score: 0.0
+                };
+                short_size
+            ],
+            short_mask: short_size - 1,
+            long: vec![
+                LongSlot {
+                    tag: 0,
+                    id_flags: NONE,
+                    start: 0,
+                    len: 0,
+                    score: 0.0
+                };
+                long_size
+            ],
+            long_mask: long_size - 1,
+        };
+        let mut short_items: Vec<(u32, ShortSlot)> = Vec::with_capacity(n_short);
+        let mut long_items: Vec<(u32, LongSlot)> = Vec::with_capacity(n_long);
+        for i in 0..n {
+            let (start, end) = (offsets[i], offsets[i + 1]);
+            let len = end - start;
+            if len == 0 {
+                continue;
+            }
+            let key = &arena[start as usize..end as usize];
+            let id_flags = i as u32 | if mergeable(i) { MERGEABLE } else { 0 };
+            if len <= 7 {
+                let key = pack_short(key);
+                let home = (hash_short(key) as usize & m.short_mask) as u32;
+                short_items.push((
+                    home,
+                    ShortSlot {
+                        key,
+                        id_flags,
+                        score: scores[i],
+                    },
+                ));
+            } else {
+                let h = hash_long(key);
+                long_items.push((
+                    (h as usize & m.long_mask) as u32,
+                    LongSlot {
+                        tag: (h >> 32) as u32,
+                        id_flags,
+                        start,
+                        len,
+                        score: scores[i],
+                    },
+                ));
+            }
+        }
+
+        for (home, new) in bucket_sort(&short_items, m.short_mask) {
+            let mut i = home as usize;
+            loop {
+                let s = &mut m.short[i];
+                if s.key == 0 {
+                    *s = new;
+                    break;
+                }
+                if s.key == new.key {
+                    if replaces(new.id_flags, s.id_flags) {
+                        *s = new;
+                    }
+                    break;
+                }
+                i = (i + 1) & m.short_mask;
+            }
+        }
+        drop(short_items);
+
+        for (home, new) in bucket_sort(&long_items, m.long_mask) {
+            let mut i = home as usize;
+            loop {
+                let s = &mut m.long[i];
+                if s.id_flags == NONE {
+                    *s = new;
+                    break;
+                }
+                if s.tag == new.tag
+                    && s.len == new.len
+                    && arena[s.start as usize..(s.start + s.len) as usize]
+                        == arena[new.start as usize..(new.start + new.len) as usize]
+                {
+                    if replaces(new.id_flags, s.id_flags) {
+                        *s = new;
+                    }
+                    break;
+                }
+                i = (i + 1) & m.long_mask;
+            }
+        }
+        m
     }
 
-    /// Inserts piece `id` whose bytes are `arena[start..start + len]`.
-    ///
-    /// On a duplicate text, a mergeable piece replaces a non-mergeable one; otherwise the later id wins
-    /// (as in llama.cpp's `token_to_id`).
-    pub(crate) fn insert(
-        &mut self,
-        arena: &[u8],
-        id: u32,
-        start: u32,
-        len: u32,
-        score: f32,
-        mergeable: bool,
-    ) {
-        let key = &arena[start as usize..(start + len) as usize];
-        let h = hash_bytes(key);
-        let tag = (h >> 32) as u32;
-        let mut i = (h as usize) & self.mask;
-        let len_flags = len | if mergeable { MERGEABLE } else { 0 };
-        loop {
-            let s = &mut self.slots[i];
-            if s.id == NONE {
-                *s = Slot {
-                    tag,
-                    id,
-                    start,
-                    len_flags,
-                    score,
-                };
-                return;
-            }
-            if s.tag == tag
-                && (s.len_flags & !MERGEABLE) == len
-                && &arena[s.start as usize..(s.start + len) as usize] == key
-            {
-                let old_mergeable = s.len_flags & MERGEABLE != 0;
-                if mergeable || !old_mergeable {
-                    *s = Slot {
-                        tag,
-                        id,
-                        start,
-                        len_flags,
-                        score,
-                    };
-                }
-                return;
-            }
-            i = (i + 1) & self.mask;
+    /// Loads the first slot that a lookup of `key` will probe and returns a word of it. Issuing these
+    /// loads for several keys before resolving them lets the memory accesses overlap, which matters
+    /// because the tables are several megabytes and most probes miss the core's caches.
+    #[inline(always)]
+    pub(crate) fn touch(&self, key: &[u8]) -> u64 {
+        let len = key.len();
+        if (1..=7).contains(&len) {
+            let k = pack_short(key);
+            self.short[hash_short(k) as usize & self.short_mask].key
+        } else {
+            let h = hash_long(key);
+            u64::from(self.long[h as usize & self.long_mask].tag)
         }
     }
 
     /// Looks `key` up.
     #[inline]
     pub(crate) fn get(&self, arena: &[u8], key: &[u8]) -> Option<Hit> {
-        let h = hash_bytes(key);
-        let tag = (h >> 32) as u32;
-        let mut i = (h as usize) & self.mask;
         let len = key.len();
-        loop {
-            let s = &self.slots[i];
-            if s.id == NONE {
+        if len <= 7 {
+            if len == 0 {
                 return None;
             }
-            if s.tag == tag && (s.len_flags & !MERGEABLE) as usize == len {
+            let k = pack_short(key);
+            let mut i = hash_short(k) as usize & self.short_mask;
+            loop {
+                let s = &self.short[i];
+                if s.key == k {
+                    return Some(Hit {
+                        id: s.id_flags & ID_MASK,
+                        score: s.score,
+                        mergeable: s.id_flags & MERGEABLE != 0,
+                    });
+                }
+                if s.key == 0 {
+                    return None;
+                }
+                i = (i + 1) & self.short_mask;
+            }
+        }
+        let h = hash_long(key);
+        let tag = (h >> 32) as u32;
+        let mut i = h as usize & self.long_mask;
+        loop {
+            let s = &self.long[i];
+            if s.id_flags == NONE {
+                return None;
+            }
+            if s.tag == tag && s.len as usize == len {
                 let start = s.start as usize;
                 if arena.get(start..start + len) == Some(key) {
                     return Some(Hit {
-                        id: s.id,
+                        id: s.id_flags & ID_MASK,
                         score: s.score,
-                        mergeable: s.len_flags & MERGEABLE != 0,
+                        mergeable: s.id_flags & MERGEABLE != 0,
                     });
                 }
             }
-            i = (i + 1) & self.mask;
+            i = (i + 1) & self.long_mask;
         }
+    }
+}
+
+impl PieceMap {
+    /// `(score, id)` of the mergeable piece `key`, id `NONE` if there is none.
+    #[inline]
+    pub(crate) fn pair(&self, arena: &[u8], key: &[u8]) -> (f32, u32) {
+        match self.get(arena, key) {
+            Some(h) if h.mergeable => (h.score, h.id),
+            _ => (0.0, NONE),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_long_and_duplicates() {
+        let texts = [
+            "a",
+            "abcdefg",
+            "abcdefgh",
+            "a",
+            "abcdefghij",
+            "abcdefgh",
+            "",
+        ];
+        let mut arena = Vec::new();
+        let mut offsets = vec![0u32];
+        for t in texts {
+            arena.extend_from_slice(t.as_bytes());
+            offsets.push(arena.len() as u32);
+        }
+        let scores: Vec<f32> = (0..texts.len()).map(|i| -(i as f32)).collect();
+        let m = PieceMap::build(&arena, &offsets, &scores, |i| i != 5);
+        // Later duplicate wins among mergeable pieces...
+        assert_eq!(m.get(&arena, b"a").unwrap().id, 3);
+        // ...but a non-mergeable duplicate does not replace a mergeable piece.
+        let h = m.get(&arena, b"abcdefgh").unwrap();
+        assert_eq!((h.id, h.mergeable, h.score), (2, true, -2.0));
+        assert_eq!(m.get(&arena, b"abcdefg").unwrap().id, 1);
+        assert_eq!(m.get(&arena, b"abcdefghij").unwrap().id, 4);
+        assert!(m.get(&arena, b"").is_none());
+        assert!(m.get(&arena, b"ab").is_none());
+        assert!(m.get(&arena, b"abcdefghi").is_none());
+        assert!(m.get(&arena, b"a\0").is_none());
     }
 }

@@ -8,7 +8,8 @@ use std::path::Path;
 
 use rayon::prelude::*;
 
-use crate::map::{PieceMap, NONE};
+use crate::cache::{WordCache, MAX_WORD};
+use crate::map::{hash_long, PieceMap, NONE};
 use crate::proto::{self, ModelType, PieceType};
 use crate::special::SpecialMatcher;
 use crate::TokenizerError;
@@ -116,7 +117,37 @@ pub struct Tokenizer {
     no_split_before_space: Vec<char>,
     config: VocabConfig,
     norm: Normalization,
+    /// Unique id of this tokenizer, owner tag of the per-thread word caches.
+    instance: u64,
+    /// `(score, id)` of the mergeable piece made of two symbols of [`ALPHA`] characters (ASCII and
+    /// `▁`), `id` `NONE` if none: the first merge round of Latin-script words without hashing.
+    alpha_pairs: Vec<(f32, u32)>,
+    /// Id of the mergeable piece made of one ASCII character, `NONE` if none.
+    ascii_ids: [u32; 128],
 }
+
+/// Size of the small alphabet with a direct pair table: the 128 ASCII characters and `▁`.
+const ALPHA: usize = 129;
+
+/// A piece made of exactly two small-alphabet characters, as their indices.
+#[inline]
+fn split_alpha_pair(text: &[u8]) -> Option<(usize, usize)> {
+    let first = if text.first()? < &128 { 1 } else { 3 };
+    let (a, b) = text.split_at_checked(first)?;
+    Some((alpha(a)?, alpha(b)?))
+}
+
+/// Index of a one-character symbol in the small alphabet.
+#[inline(always)]
+fn alpha(sym: &[u8]) -> Option<usize> {
+    match sym {
+        [b] if *b < 128 => Some(usize::from(*b)),
+        [0xE2, 0x96, 0x81] => Some(128),
+        _ => None,
+    }
+}
+
+static NEXT_INSTANCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 #[derive(Default)]
 struct Scratch {
@@ -129,6 +160,7 @@ struct Scratch {
     pairs: Vec<(f32, u32)>,
     heap: BinaryHeap<Bigram>,
     links: Vec<Link>,
+    cache: WordCache,
 }
 
 thread_local! {
@@ -368,15 +400,14 @@ impl Tokenizer {
                 }
             }
         }
-        let mut map = PieceMap::with_capacity(n);
         let mut byte_ids = [NONE; 256];
+        let mut ascii_ids = [NONE; 128];
+        let mut alpha_pairs = vec![(0.0f32, NONE); ALPHA * ALPHA];
         let mut specials = Vec::new();
         let mut no_split = Vec::new();
         for (i, &kind) in types.iter().enumerate() {
             let (s, e) = (offsets[i], offsets[i + 1]);
             let text = &arena[s as usize..e as usize];
-            let mergeable = kind == PieceType::Normal;
-            map.insert(&arena, i as u32, s, e - s, scores[i], mergeable);
             match kind {
                 PieceType::Byte => {
                     if let Some(b) = parse_byte_piece(text) {
@@ -395,17 +426,29 @@ impl Tokenizer {
                     specials.push((t, i as u32, kind == PieceType::UserDefined));
                 }
                 PieceType::Normal => {
+                    // Pieces of one or two small-alphabet characters go to the direct tables
+                    // (later duplicates win, as in the hash table).
+                    match text {
+                        [c] if *c < 128 => ascii_ids[usize::from(*c)] = i as u32,
+                        _ if text.len() <= 6 => {
+                            if let Some((a, b)) = split_alpha_pair(text) {
+                                alpha_pairs[a * ALPHA + b] = (scores[i], i as u32);
+                            }
+                        }
+                        _ => {}
+                    }
                     // Record characters that precede a `▁` inside the piece.
-                    if text.len() > 3 && memfind(&text[1..], SPACE_MARK).is_some() {
+                    if has_inner_space_mark(text) {
                         record_space_predecessors(text, &mut no_split);
                     }
                 }
                 PieceType::Unused => {}
             }
         }
+        let map = PieceMap::build(&arena, &offsets, &scores, |i| types[i] == PieceType::Normal);
         no_split.sort_unstable();
         no_split.dedup();
-        Ok(Tokenizer {
+        let tok = Tokenizer {
             special: SpecialMatcher::new(specials),
             arena,
             offsets,
@@ -416,7 +459,11 @@ impl Tokenizer {
             no_split_before_space: no_split,
             config,
             norm,
-        })
+            instance: NEXT_INSTANCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            alpha_pairs,
+            ascii_ids,
+        };
+        Ok(tok)
     }
 
     /// Number of pieces in the vocabulary.
@@ -597,6 +644,16 @@ impl Tokenizer {
         })
     }
 
+    /// Empties the calling thread's word cache (a bounded memo of recent words' ids, at most
+    /// 16,384 words of up to 64 bytes). Only useful to measure cold-cache speed or to give memory back.
+    pub fn clear_thread_cache() {
+        SCRATCH.with(|cell| {
+            if let Ok(mut s) = cell.try_borrow_mut() {
+                s.cache = WordCache::default();
+            }
+        });
+    }
+
     /// Encodes without length handling; appends to `out`.
     fn encode_raw(&self, text: &str, parse_special: bool, add_special: bool, out: &mut Vec<u32>) {
         if add_special && self.config.add_bos {
@@ -613,6 +670,7 @@ impl Tokenizer {
     }
 
     fn encode_text(&self, text: &str, parse_special: bool, out: &mut Vec<u32>, s: &mut Scratch) {
+        s.cache.claim(self.instance);
         let mut norm = std::mem::take(&mut s.norm);
         self.normalize(text, &mut norm);
         let b = &norm[..];
@@ -719,6 +777,14 @@ impl Tokenizer {
     /// character is one, else its bytes as `<0xXX>`, else `unk`.
     #[inline]
     fn emit_unmerged(&self, text: &[u8], out: &mut Vec<u32>) {
+        if let [c] = text {
+            if let Some(&id) = self.ascii_ids.get(usize::from(*c)) {
+                if id != NONE {
+                    out.push(id);
+                    return;
+                }
+            }
+        }
         if let Some(h) = self.map.get(&self.arena, text) {
             if h.mergeable {
                 out.push(h.id);
@@ -734,13 +800,27 @@ impl Tokenizer {
 
     #[inline]
     fn pair(&self, text: &[u8]) -> (f32, u32) {
-        match self.map.get(&self.arena, text) {
-            Some(h) if h.mergeable => (h.score, h.id),
-            _ => (0.0, NONE),
-        }
+        self.map.pair(&self.arena, text)
     }
 
+    /// Encodes one word, through the per-thread word cache.
     fn encode_word(&self, word: &[u8], out: &mut Vec<u32>, s: &mut Scratch) {
+        if word.len() < 2 || word.len() > MAX_WORD {
+            self.merge_word(word, out, s);
+            return;
+        }
+        let h = hash_long(word);
+        if let Some(ids) = s.cache.get(word, h) {
+            out.extend_from_slice(ids);
+            return;
+        }
+        let start = out.len();
+        self.merge_word(word, out, s);
+        s.cache.insert(word, h, &out[start..]);
+    }
+
+    /// Merges one word's characters into pieces.
+    fn merge_word(&self, word: &[u8], out: &mut Vec<u32>, s: &mut Scratch) {
         if word.is_empty() {
             return;
         }
@@ -762,11 +842,26 @@ impl Tokenizer {
         }
         let pairs = &mut s.pairs;
         let ids = &mut s.sym_ids;
+        // Start the table loads of all first-round pairs before using any of them.
+        let mut touched = 0u64;
+        for k in 0..syms.len() - 1 {
+            let (a, b) = (syms[k], syms[k + 1]);
+            if b.1 - a.0 > 2 {
+                touched ^= self.map.touch(&word[a.0 as usize..b.1 as usize]);
+            }
+        }
+        std::hint::black_box(touched);
         pairs.clear();
         ids.clear();
         ids.resize(syms.len(), NONE);
         for k in 0..syms.len() - 1 {
-            pairs.push(self.pair(&word[syms[k].0 as usize..syms[k + 1].1 as usize]));
+            let (a, b) = (syms[k], syms[k + 1]);
+            let pa = alpha(&word[a.0 as usize..a.1 as usize]);
+            let pb = alpha(&word[b.0 as usize..b.1 as usize]);
+            pairs.push(match (pa, pb) {
+                (Some(x), Some(y)) => self.alpha_pairs[x * ALPHA + y],
+                _ => self.pair(&word[a.0 as usize..b.1 as usize]),
+            });
         }
         loop {
             let mut best = usize::MAX;
@@ -786,6 +881,13 @@ impl Tokenizer {
             syms.remove(k + 1);
             ids.remove(k + 1);
             pairs.remove(k);
+            // Both new neighbour pairs: issue both loads, then resolve.
+            let left = (k > 0).then(|| &word[syms[k - 1].0 as usize..syms[k].1 as usize]);
+            let right =
+                (k < pairs.len()).then(|| &word[syms[k].0 as usize..syms[k + 1].1 as usize]);
+            if let (Some(l), Some(r)) = (left, right) {
+                std::hint::black_box(self.map.touch(l) ^ self.map.touch(r));
+            }
             if k > 0 {
                 pairs[k - 1] = self.pair(&word[syms[k - 1].0 as usize..syms[k].1 as usize]);
             }
@@ -818,6 +920,12 @@ impl Tokenizer {
         }
         let heap = &mut s.heap;
         heap.clear();
+        let mut touched = 0u64;
+        for k in 1..n {
+            let (l, r) = (links[k - 1], links[k]);
+            touched ^= self.map.touch(&word[l.start as usize..r.end as usize]);
+        }
+        std::hint::black_box(touched);
         let try_add = |heap: &mut BinaryHeap<Bigram>, links: &[Link], left: u32, right: u32| {
             if left == NONE || right == NONE {
                 return;
@@ -904,6 +1012,20 @@ fn decode_char(b: &[u8]) -> char {
 
 fn memfind(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Whether `▁` occurs in `text` after its first byte.
+#[inline]
+fn has_inner_space_mark(text: &[u8]) -> bool {
+    let n = text.len();
+    let mut i = 1;
+    while i + 2 < n {
+        if text[i] == 0xE2 && text[i + 1] == 0x96 && text[i + 2] == 0x81 {
+            return true;
+        }
+        i += 1;
+    }
+    false
 }
 
 /// Adds to `set` every character of `text` that is directly followed by `▁`.
