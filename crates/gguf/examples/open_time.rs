@@ -5,7 +5,9 @@
 use std::time::Instant;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let path = std::env::args().nth(1).ok_or("usage: open_time FILE.gguf")?;
+    let path = std::env::args()
+        .nth(1)
+        .ok_or("usage: open_time FILE.gguf")?;
     let mut times = Vec::new();
     for _ in 0..20 {
         let t = Instant::now();

@@ -73,9 +73,13 @@ pub struct TensorInfo {
 }
 
 impl TensorInfo {
-    /// Number of elements (product of `ne`; checked at parse time not to overflow).
+    /// Number of elements (product of `ne`; checked at parse time not to overflow, and
+    /// saturating for hand-made infos that would).
     pub fn n_elements(&self) -> u64 {
-        self.ne.iter().product()
+        self.ne
+            .iter()
+            .try_fold(1u64, |a, &d| a.checked_mul(d))
+            .unwrap_or(u64::MAX)
     }
 
     /// Number of dimensions.

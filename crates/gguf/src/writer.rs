@@ -282,10 +282,17 @@ impl<W: Write> GgufWriter<W> {
             OwnedValue::Array(a) => {
                 self.put(&a.elem_type().id().to_le_bytes())?;
                 self.put(&(a.len() as u64).to_le_bytes())?;
+                // Numeric arrays are encoded in chunks, so a large vocabulary's scores do not
+                // turn into hundreds of thousands of tiny writes on an unbuffered sink.
                 macro_rules! each {
                     ($v:expr) => {{
-                        for x in $v {
-                            self.put(&x.to_le_bytes())?;
+                        let mut buf = Vec::with_capacity(4096);
+                        for chunk in $v.chunks(512) {
+                            buf.clear();
+                            for x in chunk {
+                                buf.extend_from_slice(&x.to_le_bytes());
+                            }
+                            self.put(&buf)?;
                         }
                         Ok(())
                     }};
@@ -302,10 +309,8 @@ impl<W: Write> GgufWriter<W> {
                     OwnedArray::I64(v) => each!(v),
                     OwnedArray::F64(v) => each!(v),
                     OwnedArray::Bool(v) => {
-                        for &x in v {
-                            self.put(&[u8::from(x)])?;
-                        }
-                        Ok(())
+                        let bytes: Vec<u8> = v.iter().map(|&x| u8::from(x)).collect();
+                        self.put(&bytes)
                     }
                     OwnedArray::Str(v) => {
                         for s in v {
