@@ -1,0 +1,263 @@
+//! The forward pass of one sequence, on reusable scratch buffers.
+
+use q8_kernels::{ActivationPrecision, QuantizedActivations};
+
+use super::{GemmaModel, Layer, Pooling};
+use crate::model::Precision;
+use crate::weights::{matmul, prepare, Input, Matrix};
+use crate::RuntimeError;
+
+/// The matrix products of the model, grouped by the input they read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Role {
+    /// `attn_q`, `attn_k`, `attn_v` (input: normed residual).
+    Qkv,
+    /// `attn_output` (input: attention output).
+    AttnOut,
+    /// `ffn_gate`, `ffn_up` (input: normed residual).
+    GateUp,
+    /// `ffn_down` (input: `gelu(gate) ⊙ up`).
+    Down,
+    /// `dense_2`, `dense_3` (input: one pooled vector).
+    Dense,
+}
+
+/// The activation precision of the Q8_0 products of `role` under `precision`.
+pub(crate) fn activation_precision(precision: Precision, role: Role) -> ActivationPrecision {
+    match (precision, role) {
+        // One vector: exact activations cost nothing measurable.
+        (_, Role::Dense) => ActivationPrecision::F32,
+        (Precision::F32, _) => ActivationPrecision::F32,
+        (Precision::Int8, _) => ActivationPrecision::Int8,
+        (Precision::Mixed, Role::Down) => ActivationPrecision::Int8x2,
+        (Precision::Mixed, _) => ActivationPrecision::Int8,
+    }
+}
+
+/// Working memory of one forward pass; grown to the longest sequence seen, never shrunk.
+#[derive(Debug, Default)]
+pub(crate) struct Scratch {
+    /// Residual stream, `n × n_embd`.
+    x: Vec<f32>,
+    /// Normed residual, `n × n_embd`.
+    xn: Vec<f32>,
+    /// Queries, `n × n_head·head_dim`.
+    q: Vec<f32>,
+    /// Keys, `n × n_head_kv·head_dim`.
+    k: Vec<f32>,
+    /// Values, `n × n_head_kv·head_dim`.
+    v: Vec<f32>,
+    /// Attention output, `n × n_head·head_dim`.
+    att: Vec<f32>,
+    /// Output of `attn_output` / `ffn_down`, `n × n_embd`.
+    o: Vec<f32>,
+    /// `ffn_gate` output, `n × n_ff`.
+    gate: Vec<f32>,
+    /// `ffn_up` output, `n × n_ff`.
+    up: Vec<f32>,
+    /// `gelu(gate) ⊙ up`, `n × n_ff`.
+    h: Vec<f32>,
+    /// Pooled vector and Dense outputs.
+    pooled: Vec<f32>,
+    mid: Vec<f32>,
+    out: Vec<f32>,
+    /// Quantised activations of the current product input.
+    acts: QuantizedActivations,
+}
+
+fn sized(v: &mut Vec<f32>, len: usize) -> &mut [f32] {
+    v.clear();
+    v.resize(len, 0.0);
+    v
+}
+
+impl GemmaModel {
+    /// Runs the model on `ids` and returns the output vector (pooled, Dense-projected, not
+    /// normalised).
+    pub(super) fn forward(
+        &self,
+        ids: &[u32],
+        s: &mut Scratch,
+        parallel: bool,
+    ) -> Result<Vec<f32>, RuntimeError> {
+        let cfg = &self.cfg;
+        let kern = self.kern;
+        let n = ids.len();
+        if n == 0 {
+            return Err(RuntimeError::EmptySequence);
+        }
+        if n > cfg.context_length {
+            return Err(RuntimeError::SequenceTooLong {
+                len: n,
+                max: cfg.context_length,
+            });
+        }
+        let d = cfg.n_embd;
+        let vocab = self.token_embd.rows;
+
+        // 1. Scaled embeddings of the needed rows only.
+        let x = sized(&mut s.x, n * d);
+        let scale = (d as f32).sqrt();
+        for (position, (&id, row)) in ids.iter().zip(x.chunks_exact_mut(d)).enumerate() {
+            let r = id as usize;
+            if r >= vocab {
+                return Err(RuntimeError::TokenOutOfRange {
+                    id,
+                    position,
+                    vocab_size: vocab,
+                });
+            }
+            self.token_embd.dequantize_row(&self.file, r, row)?;
+            kern.scale(row, scale);
+        }
+        sized(&mut s.xn, n * d);
+        sized(&mut s.q, n * cfg.q_dim());
+        sized(&mut s.k, n * cfg.kv_dim());
+        sized(&mut s.v, n * cfg.kv_dim());
+        sized(&mut s.att, n * cfg.q_dim());
+        sized(&mut s.o, n * d);
+        sized(&mut s.gate, n * cfg.n_ff);
+        sized(&mut s.up, n * cfg.n_ff);
+        sized(&mut s.h, n * cfg.n_ff);
+
+        // 2. The blocks.
+        for layer in &self.layers {
+            self.block(layer, n, s, parallel)?;
+        }
+
+        // 3. Final norm and pooling.
+        kern.rms_norm_inplace(&mut s.x, &self.output_norm, cfg.eps)?;
+        let pooled = sized(&mut s.pooled, d);
+        match cfg.pooling {
+            Pooling::Mean => kern.mean_pool(&s.x, pooled)?,
+            Pooling::Cls => pooled.copy_from_slice(&s.x[..d]),
+            Pooling::Last => pooled.copy_from_slice(&s.x[(n - 1) * d..]),
+        }
+
+        // 4. Dense projections.
+        let Some((d2, d3)) = &self.dense else {
+            return Ok(s.pooled.clone());
+        };
+        let p = activation_precision(self.precision, Role::Dense);
+        sized(&mut s.mid, d2.rows);
+        sized(&mut s.out, d3.rows);
+        self.product(d2, &s.pooled, p, &mut s.acts, &mut s.mid, parallel)?;
+        self.product(d3, &s.mid, p, &mut s.acts, &mut s.out, parallel)?;
+        Ok(s.out.clone())
+    }
+
+    /// One product with its own input quantisation.
+    fn product(
+        &self,
+        m: &Matrix,
+        x: &[f32],
+        p: ActivationPrecision,
+        acts: &mut QuantizedActivations,
+        y: &mut [f32],
+        parallel: bool,
+    ) -> Result<(), RuntimeError> {
+        prepare(self.kern, &[m], x, p, acts)?;
+        matmul(self.kern, &self.file, m, &Input { x, q: acts }, y, parallel)
+    }
+
+    /// One transformer block on `s.x` (`n` tokens).
+    fn block(
+        &self,
+        l: &Layer,
+        n: usize,
+        s: &mut Scratch,
+        parallel: bool,
+    ) -> Result<(), RuntimeError> {
+        let cfg = &self.cfg;
+        let kern = self.kern;
+        let file = &self.file;
+        let prec = |role| activation_precision(self.precision, role);
+
+        // Attention.
+        kern.rms_norm(&s.x, &l.attn_norm, cfg.eps, &mut s.xn)?;
+        prepare(
+            kern,
+            &[&l.wq, &l.wk, &l.wv],
+            &s.xn,
+            prec(Role::Qkv),
+            &mut s.acts,
+        )?;
+        {
+            let input = Input {
+                x: &s.xn,
+                q: &s.acts,
+            };
+            matmul(kern, file, &l.wq, &input, &mut s.q, parallel)?;
+            matmul(kern, file, &l.wk, &input, &mut s.k, parallel)?;
+            matmul(kern, file, &l.wv, &input, &mut s.v, parallel)?;
+        }
+        kern.rms_norm_inplace(&mut s.q, &l.q_norm, cfg.eps)?;
+        kern.rms_norm_inplace(&mut s.k, &l.k_norm, cfg.eps)?;
+        let (rope, window) = if l.local {
+            (&self.rope_local, Some(cfg.half_window()))
+        } else {
+            (&self.rope_global, None)
+        };
+        kern.rope_neox_seq(&mut s.q, cfg.n_head, rope)?;
+        kern.rope_neox_seq(&mut s.k, cfg.n_head_kv, rope)?;
+        let scale = 1.0 / (cfg.head_dim as f32).sqrt();
+        let attention = if parallel {
+            q8_kernels::Kernels::attention
+        } else {
+            q8_kernels::Kernels::attention_single_thread
+        };
+        attention(
+            kern,
+            &s.q,
+            &s.k,
+            &s.v,
+            n,
+            cfg.n_head,
+            cfg.n_head_kv,
+            cfg.head_dim,
+            scale,
+            window,
+            &mut s.att,
+        )?;
+        self.product(
+            &l.wo,
+            &s.att,
+            prec(Role::AttnOut),
+            &mut s.acts,
+            &mut s.o,
+            parallel,
+        )?;
+        kern.rms_norm_inplace(&mut s.o, &l.post_attn_norm, cfg.eps)?;
+        kern.add_assign(&mut s.x, &s.o)?;
+
+        // Feed-forward.
+        kern.rms_norm(&s.x, &l.ffn_norm, cfg.eps, &mut s.xn)?;
+        prepare(
+            kern,
+            &[&l.gate, &l.up],
+            &s.xn,
+            prec(Role::GateUp),
+            &mut s.acts,
+        )?;
+        {
+            let input = Input {
+                x: &s.xn,
+                q: &s.acts,
+            };
+            matmul(kern, file, &l.gate, &input, &mut s.gate, parallel)?;
+            matmul(kern, file, &l.up, &input, &mut s.up, parallel)?;
+        }
+        kern.geglu(&s.gate, &s.up, &mut s.h)?;
+        self.product(
+            &l.down,
+            &s.h,
+            prec(Role::Down),
+            &mut s.acts,
+            &mut s.o,
+            parallel,
+        )?;
+        kern.rms_norm_inplace(&mut s.o, &l.post_ffw_norm, cfg.eps)?;
+        kern.add_assign(&mut s.x, &s.o)?;
+        Ok(())
+    }
+}

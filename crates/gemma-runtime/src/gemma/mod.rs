@@ -1,0 +1,310 @@
+//! EmbeddingGemma (`general.architecture = "gemma-embedding"`): the Gemma 3 encoder with
+//! bidirectional attention, mean pooling and the two sentence-transformers Dense projections.
+//!
+//! # The graph
+//!
+//! For token ids `t_0..t_{n-1}` (with `<bos>`/`<eos>`):
+//!
+//! 1. `x = token_embd[t] · sqrt(n_embd)` — only the needed rows of the (Q8_0) embedding table are
+//!    dequantised.
+//! 2. `block_count` layers. Layer `i` is *local* (sliding window) unless it is the last of a run of
+//!    `sliding_window_pattern` layers — Gemma 3's rule, `(i + 1) % 6 == 0` means global, used when
+//!    the file has no `attention.sliding_window_pattern` key. Each layer:
+//!    * `h = rmsnorm(x)·attn_norm`; `q, k, v = h·Wq, h·Wk, h·Wv` (the activations are quantised
+//!      once for the three);
+//!    * per-head `rmsnorm(q)·attn_q_norm`, `rmsnorm(k)·attn_k_norm`;
+//!    * NeoX RoPE with base `rope.freq_base` on global and `rope.freq_base_swa` on local layers;
+//!    * bidirectional attention, scale `1/sqrt(key_length)`; local layers see keys with
+//!      `|i − j| <= sliding_window / 2` (llama.cpp's `LLAMA_SWA_TYPE_SYMMETRIC`; transformers'
+//!      exclusive bound of `sliding_window/2 + 1` for bidirectional models is the same set);
+//!    * `x += rmsnorm(attn·Wo)·post_attention_norm`;
+//!    * `h = rmsnorm(x)·ffn_norm`; `x += rmsnorm((gelu_tanh(h·Wgate) ⊙ h·Wup)·Wdown)·post_ffw_norm`.
+//! 3. `x = rmsnorm(x)·output_norm`; pooling (`pooling_type`, mean for EmbeddingGemma, over every
+//!    token including `<bos>` and `<eos>`).
+//! 4. If the file has them: `dense_3(dense_2(pooled))`, no bias, no activation.
+//!
+//! All norm weights in the GGUF already include Gemma's `+1`.
+//!
+//! # Threads and determinism
+//!
+//! One sequence can be split over the rayon pool (matrix products by output rows, attention by
+//! query blocks); many sequences are spread over the pool one sequence per thread. Either way
+//! every output value is reduced in the same order, so a sequence's embedding is bit-identical
+//! alone, in any batch, and with any number of threads.
+
+mod config;
+mod forward;
+
+use std::sync::Mutex;
+
+use gguf::Gguf;
+use memmap2::Mmap;
+use q8_kernels::{Kernels, RopeTable};
+
+use crate::model::{EmbeddingModel, ModelInfo, Precision, RuntimeOptions};
+use crate::weights::{load_vector, Matrix};
+use crate::RuntimeError;
+
+pub(crate) use config::{optional, GemmaConfig, Pooling};
+use forward::Scratch;
+
+/// The `general.architecture` value of EmbeddingGemma files.
+pub(crate) const ARCHITECTURE: &str = "gemma-embedding";
+
+/// The Matryoshka sizes EmbeddingGemma was trained for (model card), used when the output is 768.
+const MATRYOSHKA_DIMS: [usize; 4] = [768, 512, 256, 128];
+
+/// EmbeddingGemma's task prompts, from its `config_sentence_transformers.json`, in that file's
+/// order. Used when the GGUF does not carry them.
+const PROMPTS: [(&str, &str); 14] = [
+    ("query", "task: search result | query: "),
+    ("document", "title: none | text: "),
+    ("BitextMining", "task: search result | query: "),
+    ("Clustering", "task: clustering | query: "),
+    ("Classification", "task: classification | query: "),
+    ("InstructionRetrieval", "task: code retrieval | query: "),
+    ("MultilabelClassification", "task: classification | query: "),
+    ("PairClassification", "task: sentence similarity | query: "),
+    ("Reranking", "task: search result | query: "),
+    ("Retrieval", "task: search result | query: "),
+    ("Retrieval-query", "task: search result | query: "),
+    ("Retrieval-document", "title: none | text: "),
+    ("STS", "task: sentence similarity | query: "),
+    ("Summarization", "task: summarization | query: "),
+];
+
+/// One transformer block's weights.
+#[derive(Debug)]
+struct Layer {
+    attn_norm: Vec<f32>,
+    wq: Matrix,
+    wk: Matrix,
+    wv: Matrix,
+    q_norm: Vec<f32>,
+    k_norm: Vec<f32>,
+    wo: Matrix,
+    post_attn_norm: Vec<f32>,
+    ffn_norm: Vec<f32>,
+    gate: Matrix,
+    up: Matrix,
+    down: Matrix,
+    post_ffw_norm: Vec<f32>,
+    /// Sliding-window (local) layer.
+    local: bool,
+}
+
+/// A loaded EmbeddingGemma model.
+pub(crate) struct GemmaModel {
+    file: Gguf<Mmap>,
+    cfg: GemmaConfig,
+    info: ModelInfo,
+    tokenizer: crate::tokenizer::Tokenizer,
+    kern: &'static Kernels,
+    precision: Precision,
+    token_embd: Matrix,
+    layers: Vec<Layer>,
+    output_norm: Vec<f32>,
+    dense: Option<(Matrix, Matrix)>,
+    rope_global: RopeTable,
+    rope_local: RopeTable,
+    /// Working memory of finished calls, reused by the next ones (one per concurrent call).
+    scratch: Mutex<Vec<Scratch>>,
+}
+
+impl std::fmt::Debug for GemmaModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GemmaModel")
+            .field("info", &self.info)
+            .field("cfg", &self.cfg)
+            .field("kernels", &self.kern.name())
+            .field("precision", &self.precision)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Loads an EmbeddingGemma model from an opened GGUF file (the [`crate::open`] entry point).
+pub(crate) fn load(
+    file: Gguf<Mmap>,
+    opts: &RuntimeOptions,
+) -> Result<Box<dyn EmbeddingModel>, RuntimeError> {
+    Ok(Box::new(GemmaModel::load(file, opts)?))
+}
+
+impl GemmaModel {
+    fn load(file: Gguf<Mmap>, opts: &RuntimeOptions) -> Result<Self, RuntimeError> {
+        let arch = file.architecture()?.to_owned();
+        let has_d2 = file.tensor("dense_2.weight").is_some();
+        let has_d3 = file.tensor("dense_3.weight").is_some();
+        if has_d2 != has_d3 {
+            // One without the other is a broken file, not a "no Dense layers" file.
+            file.require_tensor("dense_2.weight")?;
+            file.require_tensor("dense_3.weight")?;
+        }
+        let cfg = GemmaConfig::from_gguf(&file, &arch, has_d2 && has_d3)?;
+        let d = cfg.n_embd;
+
+        let token_embd = Matrix::load_rows_any(&file, "token_embd.weight", d)?;
+        let mut layers = Vec::with_capacity(cfg.n_layer);
+        for (il, &local) in cfg.is_local.iter().enumerate() {
+            let n = |s: &str| format!("blk.{il}.{s}.weight");
+            layers.push(Layer {
+                attn_norm: load_vector(&file, &n("attn_norm"), d)?,
+                wq: Matrix::load(&file, &n("attn_q"), cfg.q_dim(), d)?,
+                wk: Matrix::load(&file, &n("attn_k"), cfg.kv_dim(), d)?,
+                wv: Matrix::load(&file, &n("attn_v"), cfg.kv_dim(), d)?,
+                q_norm: load_vector(&file, &n("attn_q_norm"), cfg.head_dim)?,
+                k_norm: load_vector(&file, &n("attn_k_norm"), cfg.head_dim)?,
+                wo: Matrix::load(&file, &n("attn_output"), d, cfg.q_dim())?,
+                post_attn_norm: load_vector(&file, &n("post_attention_norm"), d)?,
+                ffn_norm: load_vector(&file, &n("ffn_norm"), d)?,
+                gate: Matrix::load(&file, &n("ffn_gate"), cfg.n_ff, d)?,
+                up: Matrix::load(&file, &n("ffn_up"), cfg.n_ff, d)?,
+                down: Matrix::load(&file, &n("ffn_down"), d, cfg.n_ff)?,
+                post_ffw_norm: load_vector(&file, &n("post_ffw_norm"), d)?,
+                local,
+            });
+        }
+        let output_norm = load_vector(&file, "output_norm.weight", d)?;
+        let dense = match cfg.dense {
+            Some((mid, out)) => Some((
+                Matrix::load(&file, "dense_2.weight", mid, d)?,
+                Matrix::load(&file, "dense_3.weight", out, mid)?,
+            )),
+            None => {
+                eprintln!(
+                    "gemma-runtime: {arch} file has no dense_2/dense_3 tensors; the output is the \
+                     pooled vector without the sentence-transformers Dense projections \
+                     (as llama.cpp gives for such files)"
+                );
+                None
+            }
+        };
+
+        let tokenizer = crate::tokenizer::from_gguf(&file)?;
+        let vocab_size = token_embd.rows;
+        if tokenizer.vocab_size() != vocab_size {
+            return Err(RuntimeError::TensorShape {
+                name: "token_embd.weight".to_owned(),
+                expected: vec![d as u64, tokenizer.vocab_size() as u64],
+                found: vec![d as u64, vocab_size as u64],
+            });
+        }
+
+        let kern = q8_kernels::kernels()?;
+        // Tables for every position the model accepts (context_length), not the 131072 of the
+        // original Gemma 3 config.
+        let rope_global = RopeTable::new(cfg.head_dim, cfg.rope_base_global, cfg.context_length)?;
+        let rope_local = RopeTable::new(cfg.head_dim, cfg.rope_base_local, cfg.context_length)?;
+
+        let output_dim = cfg.output_dim();
+        let info = ModelInfo {
+            architecture: arch.clone(),
+            name: config::optional(file.get_str("general.name"))?.map(str::to_owned),
+            hidden_size: d,
+            output_dim,
+            context_length: cfg.context_length,
+            n_layers: cfg.n_layer,
+            has_dense: dense.is_some(),
+            matryoshka_dims: if output_dim == MATRYOSHKA_DIMS[0] {
+                MATRYOSHKA_DIMS.to_vec()
+            } else {
+                vec![output_dim]
+            },
+            prompts: PROMPTS
+                .iter()
+                .map(|&(a, b)| (a.to_owned(), b.to_owned()))
+                .collect(),
+            vocab_size,
+            weight_type: layers
+                .first()
+                .map_or(token_embd.ggml_type(), |l| l.gate.ggml_type())
+                .name()
+                .to_owned(),
+        };
+
+        Ok(GemmaModel {
+            file,
+            cfg,
+            info,
+            tokenizer,
+            kern,
+            precision: opts.precision,
+            token_embd,
+            layers,
+            output_norm,
+            dense,
+            rope_global,
+            rope_local,
+            scratch: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Takes a scratch buffer from the pool (or makes one).
+    fn take_scratch(&self) -> Scratch {
+        let popped = match self.scratch.lock() {
+            Ok(mut pool) => pool.pop(),
+            Err(poisoned) => poisoned.into_inner().pop(),
+        };
+        popped.unwrap_or_default()
+    }
+
+    /// Returns a scratch buffer to the pool.
+    fn give_scratch(&self, s: Scratch) {
+        match self.scratch.lock() {
+            Ok(mut pool) => pool.push(s),
+            Err(poisoned) => poisoned.into_inner().push(s),
+        }
+    }
+
+    /// Embeds one sequence, splitting its work over the rayon pool if `parallel`.
+    fn embed_one(&self, ids: &[u32], parallel: bool) -> Result<Vec<f32>, RuntimeError> {
+        let mut s = self.take_scratch();
+        let r = self.forward(ids, &mut s, parallel);
+        self.give_scratch(s);
+        r
+    }
+}
+
+/// Sequences at least this long are embedded one at a time with every thread on them when a
+/// batch is spread over threads; shorter ones run one per thread. Long sequences have enough rows
+/// to split well, and running them alone keeps a batch of one long and many short texts from
+/// waiting on one thread.
+const LONG_SEQUENCE: usize = 512;
+
+impl EmbeddingModel for GemmaModel {
+    fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    fn tokenizer(&self) -> &crate::tokenizer::Tokenizer {
+        &self.tokenizer
+    }
+
+    fn embed_ids(&self, ids: &[u32]) -> Result<Vec<f32>, RuntimeError> {
+        self.embed_one(ids, true)
+    }
+
+    fn embed_batch_ids(&self, batch: &[Vec<u32>]) -> Result<Vec<Vec<f32>>, RuntimeError> {
+        use rayon::prelude::*;
+        if batch.len() <= 1 || rayon::current_num_threads() <= 1 {
+            return batch.iter().map(|ids| self.embed_one(ids, true)).collect();
+        }
+        let mut out: Vec<Option<Vec<f32>>> = vec![None; batch.len()];
+        // Long sequences: one at a time, split over the pool.
+        for (ids, slot) in batch.iter().zip(out.iter_mut()) {
+            if ids.len() >= LONG_SEQUENCE {
+                *slot = Some(self.embed_one(ids, true)?);
+            }
+        }
+        // Short ones: one per thread. rayon keeps at most one sequence per thread in flight, so
+        // the scratch pool never holds more buffers than there are threads.
+        out.par_iter_mut()
+            .zip(batch.par_iter())
+            .filter(|(slot, _)| slot.is_none())
+            .try_for_each(|(slot, ids)| {
+                *slot = Some(self.embed_one(ids, false)?);
+                Ok::<(), RuntimeError>(())
+            })?;
+        Ok(out.into_iter().flatten().collect())
+    }
+}

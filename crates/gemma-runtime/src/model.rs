@@ -1,0 +1,128 @@
+//! The architecture-independent face of the runtime: [`EmbeddingModel`], [`ModelInfo`],
+//! [`RuntimeOptions`] and [`open`], which picks the implementation from `general.architecture`.
+//!
+//! A new model family (say a BERT-style encoder) is added by writing its module beside
+//! [`crate::gemma`] and one line in [`ARCHITECTURES`]; nothing here or in the Gemma code changes.
+
+use std::path::Path;
+
+use crate::RuntimeError;
+
+/// An embedding model loaded from a GGUF file: token ids in, one vector per sequence out.
+///
+/// Implementations are immutable after loading and can be shared between threads; every call
+/// takes its working memory from a per-thread pool, so calls from several threads at once are fine.
+pub trait EmbeddingModel: Send + Sync {
+    /// What the model is (dimensions, context length, prompts...).
+    fn info(&self) -> &ModelInfo;
+
+    /// The tokenizer stored in the same file.
+    fn tokenizer(&self) -> &crate::tokenizer::Tokenizer;
+
+    /// One sequence of token ids (already with bos/eos, already truncated to
+    /// [`ModelInfo::context_length`]) → the model's output vector: after pooling and the Dense
+    /// layers, **not** normalised, [`ModelInfo::output_dim`] values.
+    ///
+    /// Uses the threads of the current rayon pool to split the work of this one sequence.
+    fn embed_ids(&self, ids: &[u32]) -> Result<Vec<f32>, RuntimeError>;
+
+    /// Many sequences, computed in parallel over the current rayon pool; the output is in input
+    /// order and each vector is bit-identical to what [`EmbeddingModel::embed_ids`] gives for that
+    /// sequence alone, whatever the batch and the number of threads. Working memory is bounded by
+    /// the number of threads, not by the batch size.
+    fn embed_batch_ids(&self, batch: &[Vec<u32>]) -> Result<Vec<Vec<f32>>, RuntimeError>;
+}
+
+/// Facts about a loaded model, read from its GGUF metadata.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModelInfo {
+    /// `general.architecture`, e.g. `"gemma-embedding"`.
+    pub architecture: String,
+    /// `general.name`, if the file has one.
+    pub name: Option<String>,
+    /// Width of the transformer (`{arch}.embedding_length`).
+    pub hidden_size: usize,
+    /// Length of the vectors [`EmbeddingModel::embed_ids`] returns (the last Dense layer's output,
+    /// or `hidden_size` without Dense layers).
+    pub output_dim: usize,
+    /// The longest sequence the model accepts, in tokens (`{arch}.context_length`).
+    pub context_length: usize,
+    /// Number of transformer blocks.
+    pub n_layers: usize,
+    /// Whether the file holds the sentence-transformers Dense projections after pooling.
+    pub has_dense: bool,
+    /// The output sizes the model was trained to be truncated to (Matryoshka), largest first.
+    pub matryoshka_dims: Vec<usize>,
+    /// Named task prompts (name, text prefix), in the order the model's authors list them.
+    pub prompts: Vec<(String, String)>,
+    /// Number of tokens in the vocabulary.
+    pub vocab_size: usize,
+    /// The ggml type of the large weight matrices (`"q8_0"`, `"f32"`, `"f16"`, `"bf16"`).
+    pub weight_type: String,
+}
+
+/// How activations meet Q8_0 weights in the matrix products.
+///
+/// Weights stay in the file's format in every mode; only the activation side changes. Files with
+/// F32/F16/BF16 weights always compute in f32 and ignore this choice.
+///
+/// Measured on the 108 rows of `testdata/golden/st-f32/embeddings.jsonl` (cosine against
+/// sentence-transformers in float32) and on one core of an AVX-512 VNNI machine:
+/// see the table in the crate's README (filled in from `examples/precision.rs`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Precision {
+    /// Every matrix product rounds its input activations to int8 in blocks of 32 (llama.cpp's
+    /// scheme): the fastest mode.
+    Int8,
+    /// Int8 activations except for the matrix products whose inputs carry the outliers that
+    /// int8 rounding hurts most; those use f32 activations against the dequantised weights.
+    #[default]
+    Mixed,
+    /// f32 activations against dequantised weights everywhere: the only rounding is the
+    /// weights' own.
+    F32,
+}
+
+/// Options for [`open`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RuntimeOptions {
+    /// Activation precision of the Q8_0 matrix products.
+    pub precision: Precision,
+}
+
+/// The loader of one architecture.
+type LoadFn =
+    fn(gguf::Gguf<memmap2::Mmap>, &RuntimeOptions) -> Result<Box<dyn EmbeddingModel>, RuntimeError>;
+
+/// A model family this runtime can run: the `general.architecture` value and its loader.
+struct Architecture {
+    name: &'static str,
+    load: LoadFn,
+}
+
+/// Every architecture [`open`] knows.
+const ARCHITECTURES: &[Architecture] = &[Architecture {
+    name: crate::gemma::ARCHITECTURE,
+    load: crate::gemma::load,
+}];
+
+/// The `general.architecture` values [`open`] accepts.
+pub const SUPPORTED_ARCHITECTURES: &[&str] = &[crate::gemma::ARCHITECTURE];
+
+/// Opens a GGUF embedding model: memory-maps the file, reads the metadata, checks every tensor's
+/// type and shape, builds the tokenizer, and returns the implementation that
+/// `general.architecture` names.
+///
+/// Weights are used in place from the memory map; nothing large is copied.
+pub fn open(path: &Path, opts: &RuntimeOptions) -> Result<Box<dyn EmbeddingModel>, RuntimeError> {
+    let file = gguf::Gguf::open(path)?;
+    let architecture = file.architecture()?.to_owned();
+    match ARCHITECTURES.iter().find(|a| a.name == architecture) {
+        Some(arch) => (arch.load)(file, opts),
+        None => Err(RuntimeError::UnsupportedArchitecture {
+            architecture,
+            supported: SUPPORTED_ARCHITECTURES,
+        }),
+    }
+}
