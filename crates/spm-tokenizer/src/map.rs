@@ -137,121 +137,125 @@ fn replaces(new_flags: u32, old_flags: u32) -> bool {
 
 impl PieceMap {
     /// Builds the tables over pieces `offsets[i]..offsets[i + 1]` of `arena`; `mergeable(i)` says
-    /// whether piece `i` takes part in merges. Empty pieces are skipped.
+    /// whether piece `i` takes part in merges. Empty pieces are skipped. The short and the long
+    /// table are built in parallel.
     pub(crate) fn build(
         arena: &[u8],
         offsets: &[u32],
         scores: &[f32],
-        mergeable: impl Fn(usize) -> bool,
+        mergeable: impl Fn(usize) -> bool + Sync,
     ) -> Self {
         let n = scores.len().min(offsets.len().saturating_sub(1));
-        let mut n_short = 0usize;
-        for i in 0..n {
-            let len = offsets[i + 1] - offsets[i];
-            n_short += usize::from((1..=7).contains(&len));
-        }
-        let n_long = n - n_short;
-        let short_size = table_size(n_short);
-        let long_size = table_size(n_long);
-        let mut m = PieceMap {
-            short: vec![
-                ShortSlot {
-                    key: 0,
-                    id_flags: 0,
-                    score: 0.0
-                };
-                short_size
-            ],
-            short_mask: short_size - 1,
-            long: vec![
-                LongSlot {
-                    tag: 0,
-                    id_flags: NONE,
-                    start: 0,
-                    len: 0,
-                    score: 0.0
-                };
-                long_size
-            ],
-            long_mask: long_size - 1,
-        };
-        let mut short_items: Vec<(u32, ShortSlot)> = Vec::with_capacity(n_short);
-        let mut long_items: Vec<(u32, LongSlot)> = Vec::with_capacity(n_long);
-        for i in 0..n {
-            let (start, end) = (offsets[i], offsets[i + 1]);
-            let len = end - start;
-            if len == 0 {
-                continue;
-            }
-            let key = &arena[start as usize..end as usize];
-            let id_flags = i as u32 | if mergeable(i) { MERGEABLE } else { 0 };
-            if len <= 7 {
-                let key = pack_short(key);
-                let home = (hash_short(key) as usize & m.short_mask) as u32;
-                short_items.push((
-                    home,
+        let len = |i: usize| offsets[i + 1].saturating_sub(offsets[i]);
+        let flags = |i: usize| i as u32 | if mergeable(i) { MERGEABLE } else { 0 };
+        let ((short, short_mask), (long, long_mask)) = rayon::join(
+            || {
+                let n_short = (0..n).filter(|&i| (1..=7).contains(&len(i))).count();
+                let size = table_size(n_short);
+                let mask = size - 1;
+                let mut items: Vec<(u32, ShortSlot)> = Vec::with_capacity(n_short);
+                for i in (0..n).filter(|&i| (1..=7).contains(&len(i))) {
+                    let key = pack_short(&arena[offsets[i] as usize..offsets[i + 1] as usize]);
+                    let home = (hash_short(key) as usize & mask) as u32;
+                    let id_flags = flags(i);
+                    let score = scores[i];
+                    items.push((
+                        home,
+                        ShortSlot {
+                            key,
+                            id_flags,
+                            score,
+                        },
+                    ));
+                }
+                let mut table = vec![
                     ShortSlot {
-                        key,
-                        id_flags,
-                        score: scores[i],
-                    },
-                ));
-            } else {
-                let h = hash_long(key);
-                long_items.push((
-                    (h as usize & m.long_mask) as u32,
+                        key: 0,
+                        id_flags: 0,
+                        score: 0.0
+                    };
+                    size
+                ];
+                for (home, new) in bucket_sort(&items, mask) {
+                    let mut i = home as usize;
+                    loop {
+                        let s = &mut table[i];
+                        if s.key == 0 {
+                            *s = new;
+                            break;
+                        }
+                        if s.key == new.key {
+                            if replaces(new.id_flags, s.id_flags) {
+                                *s = new;
+                            }
+                            break;
+                        }
+                        i = (i + 1) & mask;
+                    }
+                }
+                (table, mask)
+            },
+            || {
+                let n_long = (0..n).filter(|&i| len(i) > 7).count();
+                let size = table_size(n_long);
+                let mask = size - 1;
+                let mut items: Vec<(u32, LongSlot)> = Vec::with_capacity(n_long);
+                for i in (0..n).filter(|&i| len(i) > 7) {
+                    let (start, end) = (offsets[i], offsets[i + 1]);
+                    let h = hash_long(&arena[start as usize..end as usize]);
+                    let id_flags = flags(i);
+                    let score = scores[i];
+                    items.push((
+                        (h as usize & mask) as u32,
+                        LongSlot {
+                            tag: (h >> 32) as u32,
+                            id_flags,
+                            start,
+                            len: end - start,
+                            score,
+                        },
+                    ));
+                }
+                let mut table = vec![
                     LongSlot {
-                        tag: (h >> 32) as u32,
-                        id_flags,
-                        start,
-                        len,
-                        score: scores[i],
-                    },
-                ));
-            }
-        }
-
-        for (home, new) in bucket_sort(&short_items, m.short_mask) {
-            let mut i = home as usize;
-            loop {
-                let s = &mut m.short[i];
-                if s.key == 0 {
-                    *s = new;
-                    break;
-                }
-                if s.key == new.key {
-                    if replaces(new.id_flags, s.id_flags) {
-                        *s = new;
+                        tag: 0,
+                        id_flags: NONE,
+                        start: 0,
+                        len: 0,
+                        score: 0.0
+                    };
+                    size
+                ];
+                for (home, new) in bucket_sort(&items, mask) {
+                    let mut i = home as usize;
+                    loop {
+                        let s = &mut table[i];
+                        if s.id_flags == NONE {
+                            *s = new;
+                            break;
+                        }
+                        if s.tag == new.tag
+                            && s.len == new.len
+                            && arena[s.start as usize..(s.start + s.len) as usize]
+                                == arena[new.start as usize..(new.start + new.len) as usize]
+                        {
+                            if replaces(new.id_flags, s.id_flags) {
+                                *s = new;
+                            }
+                            break;
+                        }
+                        i = (i + 1) & mask;
                     }
-                    break;
                 }
-                i = (i + 1) & m.short_mask;
-            }
+                (table, mask)
+            },
+        );
+        PieceMap {
+            short,
+            short_mask,
+            long,
+            long_mask,
         }
-        drop(short_items);
-
-        for (home, new) in bucket_sort(&long_items, m.long_mask) {
-            let mut i = home as usize;
-            loop {
-                let s = &mut m.long[i];
-                if s.id_flags == NONE {
-                    *s = new;
-                    break;
-                }
-                if s.tag == new.tag
-                    && s.len == new.len
-                    && arena[s.start as usize..(s.start + s.len) as usize]
-                        == arena[new.start as usize..(new.start + new.len) as usize]
-                {
-                    if replaces(new.id_flags, s.id_flags) {
-                        *s = new;
-                    }
-                    break;
-                }
-                i = (i + 1) & m.long_mask;
-            }
-        }
-        m
     }
 
     /// Loads the first slot that a lookup of `key` will probe and returns a word of it. Issuing these

@@ -400,56 +400,64 @@ impl Tokenizer {
                 }
             }
         }
-        let mut byte_ids = [NONE; 256];
-        let mut ascii_ids = [NONE; 128];
-        let mut alpha_pairs = vec![(0.0f32, NONE); ALPHA * ALPHA];
-        let mut specials = Vec::new();
-        let mut no_split = Vec::new();
-        for (i, &kind) in types.iter().enumerate() {
-            let (s, e) = (offsets[i], offsets[i + 1]);
-            let text = &arena[s as usize..e as usize];
-            match kind {
-                PieceType::Byte => {
-                    if let Some(b) = parse_byte_piece(text) {
-                        byte_ids[usize::from(b)] = i as u32;
-                    }
-                }
-                PieceType::Control | PieceType::UserDefined | PieceType::Unknown => {
-                    let mut t = Vec::with_capacity(text.len());
-                    for &b in text {
-                        if b == b' ' && norm.escape_whitespaces {
-                            t.extend_from_slice(SPACE_MARK);
-                        } else {
-                            t.push(b);
-                        }
-                    }
-                    specials.push((t, i as u32, kind == PieceType::UserDefined));
-                }
-                PieceType::Normal => {
-                    // Pieces of one or two small-alphabet characters go to the direct tables
-                    // (later duplicates win, as in the hash table).
-                    match text {
-                        [c] if *c < 128 => ascii_ids[usize::from(*c)] = i as u32,
-                        _ if text.len() <= 6 => {
-                            if let Some((a, b)) = split_alpha_pair(text) {
-                                alpha_pairs[a * ALPHA + b] = (scores[i], i as u32);
+        // The piece tables and the per-piece scan below are independent: build them in parallel.
+        let (map, scan) = rayon::join(
+            || PieceMap::build(&arena, &offsets, &scores, |i| types[i] == PieceType::Normal),
+            || {
+                let mut byte_ids = [NONE; 256];
+                let mut ascii_ids = [NONE; 128];
+                let mut alpha_pairs = vec![(0.0f32, NONE); ALPHA * ALPHA];
+                let mut specials = Vec::new();
+                let mut no_split = Vec::new();
+                for (i, &kind) in types.iter().enumerate() {
+                    let (s, e) = (offsets[i], offsets[i + 1]);
+                    let text = &arena[s as usize..e as usize];
+                    match kind {
+                        PieceType::Byte => {
+                            if let Some(b) = parse_byte_piece(text) {
+                                byte_ids[usize::from(b)] = i as u32;
                             }
                         }
-                        _ => {}
-                    }
-                    // Record characters that precede a `▁` inside the piece.
-                    if has_inner_space_mark(text) {
-                        record_space_predecessors(text, &mut no_split);
+                        PieceType::Control | PieceType::UserDefined | PieceType::Unknown => {
+                            let mut t = Vec::with_capacity(text.len());
+                            for &b in text {
+                                if b == b' ' && norm.escape_whitespaces {
+                                    t.extend_from_slice(SPACE_MARK);
+                                } else {
+                                    t.push(b);
+                                }
+                            }
+                            specials.push((t, i as u32, kind == PieceType::UserDefined));
+                        }
+                        PieceType::Normal => {
+                            // Pieces of one or two small-alphabet characters go to the direct tables
+                            // (later duplicates win, as in the hash table).
+                            match text {
+                                [c] if *c < 128 => ascii_ids[usize::from(*c)] = i as u32,
+                                _ if text.len() <= 6 => {
+                                    if let Some((a, b)) = split_alpha_pair(text) {
+                                        alpha_pairs[a * ALPHA + b] = (scores[i], i as u32);
+                                    }
+                                }
+                                _ => {}
+                            }
+                            // Record characters that precede a `▁` inside the piece.
+                            if has_inner_space_mark(text) {
+                                record_space_predecessors(text, &mut no_split);
+                            }
+                        }
+                        PieceType::Unused => {}
                     }
                 }
-                PieceType::Unused => {}
-            }
-        }
-        let map = PieceMap::build(&arena, &offsets, &scores, |i| types[i] == PieceType::Normal);
-        no_split.sort_unstable();
-        no_split.dedup();
+                no_split.sort_unstable();
+                no_split.dedup();
+                let special = SpecialMatcher::new(specials);
+                (byte_ids, ascii_ids, alpha_pairs, special, no_split)
+            },
+        );
+        let (byte_ids, ascii_ids, alpha_pairs, special, no_split) = scan;
         let tok = Tokenizer {
-            special: SpecialMatcher::new(specials),
+            special,
             arena,
             offsets,
             scores,
