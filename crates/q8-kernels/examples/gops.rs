@@ -27,7 +27,13 @@ fn main() {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(474.0);
+    // Optional filters: GOPS_BACKEND=avx512vnni GOPS_TOKENS=1,32 GOPS_PRECISION=Int8
     let only: Option<String> = std::env::var("GOPS_BACKEND").ok();
+    let tokens_list: Vec<usize> = std::env::var("GOPS_TOKENS")
+        .ok()
+        .map(|s| s.split(',').filter_map(|t| t.parse().ok()).collect())
+        .unwrap_or_else(|| TOKENS.to_vec());
+    let only_precision: Option<String> = std::env::var("GOPS_PRECISION").ok();
     println!("int8 peak assumed: {peak:.0} GOP/s per core");
     let mut seed = 1u32;
     let mut rnd = move || {
@@ -45,9 +51,15 @@ fn main() {
             ActivationPrecision::Int8x2,
             ActivationPrecision::F32,
         ] {
+            if only_precision
+                .as_deref()
+                .is_some_and(|o| o != format!("{precision:?}"))
+            {
+                continue;
+            }
             println!("\nbackend {} precision {precision:?}", kern.name());
             print!("{:>10}", "n x k");
-            for t in TOKENS {
+            for &t in &tokens_list {
                 print!(" {:>14}", format!("{t} tok"));
             }
             println!();
@@ -56,7 +68,7 @@ fn main() {
                 let mut w = vec![BlockQ8_0::quantize(&[0.0; 32]); n * k / 32];
                 quantize_q8_0(&wf, &mut w).unwrap();
                 print!("{:>10}", format!("{n}x{k}"));
-                for tokens in TOKENS {
+                for &tokens in &tokens_list {
                     let x: Vec<f32> = (0..tokens * k).map(|_| rnd()).collect();
                     let mut acts = QuantizedActivations::new();
                     let mut y = vec![0.0; tokens * n];

@@ -310,13 +310,12 @@ impl Kernels {
             });
         }
         let tokens = x.len() / k;
-        acts::quantize_portable(x, k, tokens, precision, out);
         match self.imp {
             #[cfg(target_arch = "x86_64")]
-            Imp::Avx512Vnni(_) if precision != ActivationPrecision::F32 => {
-                x86_64::avx512vnni::pack(out)
+            Imp::Avx512Vnni(t) if precision != ActivationPrecision::F32 => {
+                t.quantize_pack(x, k, tokens, precision, out)
             }
-            _ => {}
+            _ => acts::quantize_portable(x, k, tokens, precision, out),
         }
         out.backend = Some(self.backend());
         Ok(())

@@ -46,6 +46,11 @@ const REC_CORR: usize = 128;
 const REC_SCALE: usize = 144;
 /// Most token groups one micro-kernel call handles (4·GMAX pseudo-tokens).
 const GMAX: usize = 8;
+/// Blocks per k chunk: a token tile's activations for one chunk (GMAX·KC·REC = 20 KiB) stay in
+/// L1 while every row tile of the task passes over them.
+const KC: usize = 16;
+/// Rows per row block (64 rows of k = 768 are 52 KiB of weights).
+const RB: usize = 64;
 
 impl Avx512Vnni {
     /// The token if this CPU has every feature the backend uses.
@@ -96,48 +101,98 @@ impl Avx512Vnni {
         pair: bool,
         out: &mut [&mut [f32]],
     ) {
+        // Row blocks of RB rows: their weights stay in L2 while all token tiles pass.
+        let mut acc = vec![[0.0f32; 16]; RB.div_ceil(4) * GMAX];
+        let mut rb0 = rows.start;
+        while rb0 < rows.end {
+            let rb1 = (rb0 + RB).min(rows.end);
+            // SAFETY: forwarded from this function's contract; rb0..rb1 ⊆ rows.
+            unsafe { self.gemm_rows(w, rb0..rb1, rb0 - rows.start, acts, pair, &mut acc, out) };
+            rb0 = rb1;
+        }
+    }
+
+    /// [`Avx512Vnni::gemm_int8`] for one row block; `out` column `row_off + i` is row
+    /// `rows.start + i`; `acc` is scratch for `RB/4 · GMAX` tiles.
+    ///
+    /// # Safety
+    /// As [`Avx512Vnni::gemm_int8`], with `rows.len() <= RB` and `row_off + rows.len()` within
+    /// every `out[t]`.
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+    unsafe fn gemm_rows(
+        self,
+        w: &[BlockQ8_0],
+        rows: Range<usize>,
+        row_off: usize,
+        acts: &QuantizedActivations,
+        pair: bool,
+        acc: &mut [[f32; 16]],
+        out: &mut [&mut [f32]],
+    ) {
         let nb = acts.blocks_per_token();
         let pseudo = if pair { 2 * acts.tokens } else { acts.tokens };
         let n_groups = pseudo.div_ceil(4);
         let packed = acts.packed.as_ptr().cast::<u8>();
-        let mut tile = [[0.0f32; 16]; GMAX];
-        let mut r0 = rows.start;
-        while r0 < rows.end {
-            // Rows past the end repeat the last row; their results are not stored.
-            let last = rows.end - 1;
-            let rp: [*const BlockQ8_0; 4] =
-                core::array::from_fn(|i| w[(r0 + i).min(last) * nb..].as_ptr());
-            let mut g0 = 0;
-            while g0 < n_groups {
-                let gc = (n_groups - g0).min(GMAX);
-                // SAFETY: group `g0 + g` for `g < gc` exists in `packed` (n_groups·nb records).
-                let act = unsafe { packed.add(g0 * nb * REC) };
-                // SAFETY: the rows have `nb` blocks each; the groups have `nb` records each.
-                unsafe {
-                    match gc {
-                        1 => tile_kernel::<1>(rp, nb, act, &mut tile),
-                        2 => tile_kernel::<2>(rp, nb, act, &mut tile),
-                        3 => tile_kernel::<3>(rp, nb, act, &mut tile),
-                        4 => tile_kernel::<4>(rp, nb, act, &mut tile),
-                        5 => tile_kernel::<5>(rp, nb, act, &mut tile),
-                        6 => tile_kernel::<6>(rp, nb, act, &mut tile),
-                        7 => tile_kernel::<7>(rp, nb, act, &mut tile),
-                        _ => tile_kernel::<8>(rp, nb, act, &mut tile),
+        let n_tiles = rows.len().div_ceil(4);
+        let last = rows.end - 1;
+        // Accumulators of every (row tile, group) of one token tile, carried across k chunks.
+        let mut g0 = 0;
+        while g0 < n_groups {
+            let gc = (n_groups - g0).min(GMAX);
+            acc.iter_mut().for_each(|a| *a = [0.0; 16]);
+            let mut kb0 = 0;
+            while kb0 < nb {
+                let kc = (nb - kb0).min(KC);
+                for ti in 0..n_tiles {
+                    let r0 = rows.start + 4 * ti;
+                    // Rows past the end repeat the last row; their results are not stored.
+                    let rp: [*const BlockQ8_0; 4] =
+                        core::array::from_fn(|i| w[(r0 + i).min(last) * nb + kb0..].as_ptr());
+                    let tile = &mut acc[ti * GMAX..(ti + 1) * GMAX];
+                    // SAFETY: record (g0, kb0) and the following ones up to group g0+gc−1,
+                    // block kb0+kc−1 exist in `packed` (n_groups·nb records, group-major).
+                    let act = unsafe { packed.add((g0 * nb + kb0) * REC) };
+                    let gs = nb * REC;
+                    // SAFETY: each row pointer has `kc` blocks left in its row; `act` has `gc`
+                    // groups `gs` bytes apart with `kc` records each.
+                    unsafe {
+                        match gc {
+                            1 => tile_kernel::<1>(rp, kc, act, gs, tile),
+                            2 => tile_kernel::<2>(rp, kc, act, gs, tile),
+                            3 => tile_kernel::<3>(rp, kc, act, gs, tile),
+                            4 => tile_kernel::<4>(rp, kc, act, gs, tile),
+                            5 => tile_kernel::<5>(rp, kc, act, gs, tile),
+                            6 => tile_kernel::<6>(rp, kc, act, gs, tile),
+                            7 => tile_kernel::<7>(rp, kc, act, gs, tile),
+                            _ => tile_kernel::<8>(rp, kc, act, gs, tile),
+                        }
                     }
                 }
-                store_tile(&tile[..gc], g0, r0 - rows.start, pair, out);
-                g0 += gc;
+                kb0 += kc;
             }
-            r0 += 4;
+            for ti in 0..n_tiles {
+                let tile = &acc[ti * GMAX..ti * GMAX + gc];
+                let row_end = row_off + rows.len();
+                store_tile(tile, g0, row_off + 4 * ti, row_end, pair, out);
+            }
+            g0 += gc;
         }
     }
 }
 
 /// Writes a finished tile: `tile[g][4i + c]` is (row `row0 + i`, pseudo-token `4(g0+g) + c`).
-/// Rows past the end of `out[t]` and pseudo-tokens past the last token are dropped.
-fn store_tile(tile: &[[f32; 16]], g0: usize, row0: usize, pair: bool, out: &mut [&mut [f32]]) {
+/// Pseudo-tokens past the last token are dropped, and so are rows past `row_end`.
+fn store_tile(
+    tile: &[[f32; 16]],
+    g0: usize,
+    row0: usize,
+    row_end: usize,
+    pair: bool,
+    out: &mut [&mut [f32]],
+) {
     for (g, lanes) in tile.iter().enumerate() {
-        for i in 0..4 {
+        for i in 0..(row_end - row0).min(4) {
             for c in 0..4 {
                 let p = 4 * (g0 + g) + c;
                 let (t, v) = if pair {
@@ -162,21 +217,26 @@ const ROT1: i32 = 0x39;
 const ROT2: i32 = 0x4E;
 const ROT3: i32 = 0x93;
 
-/// The 4 rows × 4·G tokens micro-kernel over all `nb` blocks; writes `tile[..G]`.
+/// The 4 rows × 4·G tokens micro-kernel over `nb` blocks: continues the accumulators in
+/// `tile[..G]` (lane `4i + c` = row `i`, token `c` of group `g`).
 ///
 /// # Safety
 /// AVX-512 F/BW/VL/VNNI and F16C must be available; each `rows[i]` must point to `nb` readable
-/// blocks; `act` must point to `G · nb` records of [`REC`] bytes (group-major).
+/// blocks; `act` must point to `G` groups `group_stride` bytes apart, each with `nb` records of
+/// [`REC`] bytes; `tile.len() >= G`.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 unsafe fn tile_kernel<const G: usize>(
     rows: [*const BlockQ8_0; 4],
     nb: usize,
     act: *const u8,
-    tile: &mut [[f32; 16]; GMAX],
+    group_stride: usize,
+    tile: &mut [[f32; 16]],
 ) {
     let flip = _mm512_set1_epi8(-128);
     let bcast_idx = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
-    let mut acc = [_mm512_setzero_ps(); G];
+    // SAFETY: tile has at least G entries of 16 f32s.
+    let mut acc: [__m512; G] =
+        core::array::from_fn(|g| unsafe { _mm512_loadu_ps(tile[g].as_ptr()) });
     for b in 0..nb {
         // SAFETY: b < nb, so each row's block b is readable (34 bytes; qs at offset 2).
         let (wlo, whi, dw) = unsafe {
@@ -210,14 +270,31 @@ unsafe fn tile_kernel<const G: usize>(
             _mm512_shuffle_epi32::<ROT3>(whi),
         ];
         for (g, acc) in acc.iter_mut().enumerate() {
-            // SAFETY: record (g, b) lies inside the G·nb records at `act`.
+            // SAFETY: record (g, b) lies inside group g's nb records at `act`.
             unsafe {
-                let rec = act.add((g * nb + b) * REC);
+                let rec = act.add(g * group_stride + b * REC);
                 let bc = |off: usize| _mm512_broadcast_i32x4(_mm_loadu_si128(rec.add(off).cast()));
-                let mut ai = bc(REC_CORR);
-                for (s, &wv) in ws.iter().enumerate() {
-                    ai = _mm512_dpbusd_epi32(ai, wv, bc(16 * s));
-                }
+                let ai = if G <= 2 {
+                    // Few groups: four short dependency chains instead of one of 8 latencies.
+                    let mut p: [__m512i; 4] = core::array::from_fn(|j| {
+                        let init = if j == 0 {
+                            bc(REC_CORR)
+                        } else {
+                            _mm512_setzero_si512()
+                        };
+                        _mm512_dpbusd_epi32(init, ws[2 * j], bc(32 * j))
+                    });
+                    for (j, pj) in p.iter_mut().enumerate() {
+                        *pj = _mm512_dpbusd_epi32(*pj, ws[2 * j + 1], bc(32 * j + 16));
+                    }
+                    _mm512_add_epi32(_mm512_add_epi32(p[0], p[1]), _mm512_add_epi32(p[2], p[3]))
+                } else {
+                    let mut ai = bc(REC_CORR);
+                    for (s, &wv) in ws.iter().enumerate() {
+                        ai = _mm512_dpbusd_epi32(ai, wv, bc(16 * s));
+                    }
+                    ai
+                };
                 let da = _mm512_broadcast_f32x4(_mm_loadu_ps(rec.add(REC_SCALE).cast()));
                 *acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ai), _mm512_mul_ps(dw, da), *acc);
             }
@@ -229,45 +306,154 @@ unsafe fn tile_kernel<const G: usize>(
     }
 }
 
-/// Packs the portable int8 activations of `acts` into the tile layout (see the module docs).
-pub(crate) fn pack(acts: &mut QuantizedActivations) {
-    let pair = acts.precision == Some(ActivationPrecision::Int8x2);
-    let nb = acts.blocks_per_token();
-    let k = acts.k;
-    let pseudo = if pair { 2 * acts.tokens } else { acts.tokens };
-    let n_groups = pseudo.div_ceil(4);
-    let bytes = n_groups * nb * REC;
-    acts.packed.clear();
-    acts.packed.resize(bytes.div_ceil(64), Align64([0; 64]));
-    let buf = zerocopy::IntoBytes::as_mut_bytes(acts.packed.as_mut_slice());
-    for g in 0..n_groups {
-        for b in 0..nb {
-            let rec = &mut buf[(g * nb + b) * REC..(g * nb + b + 1) * REC];
-            for c in 0..4 {
-                let p = 4 * g + c;
-                if p >= pseudo {
-                    continue; // zero padding: zero quads, correction and scale
-                }
-                let (t, lo) = if pair {
-                    (p / 2, p % 2 == 1)
-                } else {
-                    (p, false)
-                };
-                let src = if lo { &acts.lo } else { &acts.hi };
-                let q = &src[t * k + b * QK8_0..t * k + (b + 1) * QK8_0];
-                for s in 0..8 {
-                    let chunk = (s / 4) * 4 + (c + s % 4) % 4;
-                    for j in 0..4 {
-                        rec[16 * s + 4 * c + j] = q[4 * chunk + j] as u8;
+impl Avx512Vnni {
+    /// Quantizes `x` (`tokens × k`) for `Int8`/`Int8x2` straight into the packed tile layout
+    /// (see the module docs), bit-identical to the portable quantizer.
+    /// `x.len() == tokens·k`, `k` a non-zero multiple of 32 (checked by the dispatcher).
+    pub(crate) fn quantize_pack(
+        self,
+        x: &[f32],
+        k: usize,
+        tokens: usize,
+        precision: ActivationPrecision,
+        out: &mut QuantizedActivations,
+    ) {
+        let pair = precision == ActivationPrecision::Int8x2;
+        out.precision = Some(precision);
+        out.tokens = tokens;
+        out.k = k;
+        out.hi.clear();
+        out.lo.clear();
+        out.d.clear();
+        out.f32.clear();
+        let nb = k / QK8_0;
+        let pseudo = if pair { 2 * tokens } else { tokens };
+        let n_groups = pseudo.div_ceil(4);
+        let bytes = n_groups * nb * REC;
+        out.packed.clear();
+        out.packed.resize(bytes.div_ceil(64), Align64([0; 64]));
+        let buf = zerocopy::IntoBytes::as_mut_bytes(out.packed.as_mut_slice());
+        for g in 0..n_groups {
+            for b in 0..nb {
+                let rec: &mut [u8; REC] = (&mut buf[(g * nb + b) * REC..(g * nb + b + 1) * REC])
+                    .try_into()
+                    .expect("REC bytes");
+                let mut quads = [[0i8; QK8_0]; 4];
+                let mut corr = [0i32; 4];
+                let mut scale = [0.0f32; 4];
+                for (c, q) in quads.iter_mut().enumerate() {
+                    let p = 4 * g + c;
+                    if p >= pseudo {
+                        continue; // zero padding
                     }
+                    let (t, lo) = if pair {
+                        (p / 2, p % 2 == 1)
+                    } else {
+                        (p, false)
+                    };
+                    let xb: &[f32; QK8_0] = x[t * k + b * QK8_0..t * k + (b + 1) * QK8_0]
+                        .try_into()
+                        .expect("32 values");
+                    // SAFETY: `self` proves AVX-512 F/BW/VL.
+                    let (d, sum) = unsafe { quantize_block32(xb, lo, q) };
+                    corr[c] = -128 * sum;
+                    scale[c] = if lo { d / LO_DIV } else { d };
                 }
-                let sum: i32 = q.iter().map(|&v| i32::from(v)).sum();
-                rec[REC_CORR + 4 * c..REC_CORR + 4 * c + 4]
-                    .copy_from_slice(&(-128 * sum).to_le_bytes());
-                let d = acts.d[t * nb + b];
-                let scale = if lo { d / LO_DIV } else { d };
-                rec[REC_SCALE + 4 * c..REC_SCALE + 4 * c + 4].copy_from_slice(&scale.to_le_bytes());
+                // SAFETY: `self` proves AVX-512 F.
+                unsafe { write_record(&quads, rec) };
+                for c in 0..4 {
+                    rec[REC_CORR + 4 * c..REC_CORR + 4 * c + 4]
+                        .copy_from_slice(&corr[c].to_le_bytes());
+                    rec[REC_SCALE + 4 * c..REC_SCALE + 4 * c + 4]
+                        .copy_from_slice(&scale[c].to_le_bytes());
+                }
             }
+        }
+    }
+}
+
+/// Rounds half away from zero, like `f32::round`.
+///
+/// # Safety
+/// AVX-512 F must be available.
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn round_away(v: __m512) -> __m512 {
+    let t = _mm512_roundscale_ps::<{ _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC }>(v);
+    // v − t is exact; add ±1 where |v − t| >= 0.5.
+    let frac = _mm512_abs_ps(_mm512_sub_ps(v, t));
+    let m = _mm512_cmp_ps_mask::<_CMP_GE_OQ>(frac, _mm512_set1_ps(0.5));
+    let sign = _mm512_and_si512(_mm512_castps_si512(v), _mm512_set1_epi32(i32::MIN));
+    let one = _mm512_castsi512_ps(_mm512_or_si512(sign, _mm512_set1_epi32(0x3f80_0000)));
+    _mm512_mask_add_ps(t, m, t, one)
+}
+
+/// Quantizes one block like `acts::quantize_block`: the high part (or, if `lo`, the low part)
+/// into `q`. Returns the block scale `d` (of the high part) and `Σq`.
+///
+/// # Safety
+/// AVX-512 F/BW/VL must be available.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+unsafe fn quantize_block32(x: &[f32; QK8_0], lo: bool, q: &mut [i8; QK8_0]) -> (f32, i32) {
+    // SAFETY: x has 32 f32s.
+    let (v0, v1) = unsafe {
+        (
+            _mm512_loadu_ps(x.as_ptr()),
+            _mm512_loadu_ps(x.as_ptr().add(16)),
+        )
+    };
+    let amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
+    let d = amax / 127.0;
+    let id = if d == 0.0 { 0.0 } else { 1.0 / d };
+    let idv = _mm512_set1_ps(id);
+    let (lim_lo, lim_hi) = (_mm512_set1_ps(-127.0), _mm512_set1_ps(127.0));
+    let clamp = |v: __m512| _mm512_min_ps(_mm512_max_ps(v, lim_lo), lim_hi);
+    let part = |v: __m512| {
+        let s = _mm512_mul_ps(v, idv);
+        // SAFETY: AVX-512 F is available (this function's contract).
+        let h = clamp(unsafe { round_away(s) });
+        if lo {
+            let r = _mm512_mul_ps(_mm512_sub_ps(s, h), _mm512_set1_ps(LO_DIV));
+            // SAFETY: as above.
+            clamp(unsafe { round_away(r) })
+        } else {
+            h
+        }
+    };
+    let (i0, i1) = (_mm512_cvtps_epi32(part(v0)), _mm512_cvtps_epi32(part(v1)));
+    let sum = _mm512_reduce_add_epi32(_mm512_add_epi32(i0, i1));
+    // SAFETY: q has 32 bytes; each store writes 16.
+    unsafe {
+        _mm_storeu_si128(q.as_mut_ptr().cast(), _mm512_cvtepi32_epi8(i0));
+        _mm_storeu_si128(q.as_mut_ptr().add(16).cast(), _mm512_cvtepi32_epi8(i1));
+    }
+    (d, sum)
+}
+
+/// Writes the 8 rotated 16-byte steps of a record from 4 tokens' quantized blocks: step
+/// `s = 4h + ss`, dword `c` = token `c`'s dword `4h + (c + ss) mod 4`.
+///
+/// # Safety
+/// AVX-512 F must be available.
+#[target_feature(enable = "avx512f")]
+unsafe fn write_record(quads: &[[i8; QK8_0]; 4], rec: &mut [u8; REC]) {
+    // Position 4·ss + c takes dword 4c + (c + ss) mod 4 of [t0 | t1 | t2 | t3] (16 bytes each).
+    let idx = _mm512_set_epi32(14, 9, 4, 3, 13, 8, 7, 2, 12, 11, 6, 1, 15, 10, 5, 0);
+    for h in 0..2 {
+        // SAFETY: each quads[c] has 32 bytes, 16h..16h+16 is in range; rec has REC >= 128 bytes.
+        unsafe {
+            let part = |c: usize| _mm_loadu_si128(quads[c].as_ptr().add(16 * h).cast());
+            let z = _mm512_inserti32x4::<3>(
+                _mm512_inserti32x4::<2>(
+                    _mm512_inserti32x4::<1>(_mm512_castsi128_si512(part(0)), part(1)),
+                    part(2),
+                ),
+                part(3),
+            );
+            _mm512_storeu_si512(
+                rec.as_mut_ptr().add(64 * h).cast(),
+                _mm512_permutexvar_epi32(idx, z),
+            );
         }
     }
 }
