@@ -410,8 +410,12 @@ impl Kernels {
         }
         let tokens = x.len() / k;
         check_len("y", y.len(), mul("y", n, tokens)?)?;
-        for_row_chunks(n, tokens, y, parallel, |rows, out| {
-            scalar::matmul_float(w, k, rows, x, out)
+        for_row_chunks(n, tokens, y, parallel, |rows, out| match self.imp {
+            #[cfg(target_arch = "x86_64")]
+            Imp::Avx512Vnni(t) => {
+                t.matmul_rows16(&x86_64::avx512_f32::FloatRows { w, k }, k, rows, x, out)
+            }
+            _ => scalar::matmul_float(w, k, rows, x, out),
         });
         Ok(())
     }
@@ -492,7 +496,11 @@ impl Kernels {
     /// `Σ a[i]·b[i]`.
     pub fn dot(&self, a: &[f32], b: &[f32]) -> Result<f32, KernelError> {
         check_len("b", b.len(), a.len())?;
-        Ok(scalar::dot(a, b))
+        Ok(match self.imp {
+            #[cfg(target_arch = "x86_64")]
+            Imp::Avx512Vnni(t) => t.dot(a, b),
+            _ => scalar::dot(a, b),
+        })
     }
 
     /// RMSNorm of each row of `x` (rows of `weight.len()` values):
@@ -506,7 +514,8 @@ impl Kernels {
     ) -> Result<(), KernelError> {
         check_rows("x", x.len(), weight.len())?;
         check_len("out", out.len(), x.len())?;
-        scalar::rms_norm(x, weight, eps, out);
+        out.copy_from_slice(x);
+        self.rms_norm_rows(out, weight, eps);
         Ok(())
     }
 
@@ -518,8 +527,23 @@ impl Kernels {
         eps: f32,
     ) -> Result<(), KernelError> {
         check_rows("x", x.len(), weight.len())?;
-        scalar::rms_norm_inplace(x, weight, eps);
+        self.rms_norm_rows(x, weight, eps);
         Ok(())
+    }
+
+    /// In-place RMSNorm of each `weight.len()`-long row of `x` (shape checked).
+    fn rms_norm_rows(&self, x: &mut [f32], weight: &[f32], eps: f32) {
+        match self.imp {
+            #[cfg(target_arch = "x86_64")]
+            Imp::Avx512Vnni(t) => {
+                for row in x.chunks_exact_mut(weight.len()) {
+                    let ss = t.dot(row, row);
+                    let inv = 1.0 / (ss / weight.len() as f32 + eps).sqrt();
+                    t.scale_mul(row, inv, Some(weight));
+                }
+            }
+            _ => scalar::rms_norm_inplace(x, weight, eps),
+        }
     }
 
     /// `out = gelu_tanh(gate) * up`, with ggml's (and PyTorch's `approximate="tanh"`) GELU
@@ -527,13 +551,21 @@ impl Kernels {
     pub fn geglu(&self, gate: &[f32], up: &[f32], out: &mut [f32]) -> Result<(), KernelError> {
         check_len("up", up.len(), gate.len())?;
         check_len("out", out.len(), gate.len())?;
-        scalar::geglu(gate, up, out);
+        match self.imp {
+            #[cfg(target_arch = "x86_64")]
+            Imp::Avx512Vnni(t) => t.geglu(gate, up, out),
+            _ => scalar::geglu(gate, up, out),
+        }
         Ok(())
     }
 
     /// In-place softmax of `x` (max-subtracted; an empty slice is left alone).
     pub fn softmax(&self, x: &mut [f32]) {
-        scalar::softmax(x)
+        match self.imp {
+            #[cfg(target_arch = "x86_64")]
+            Imp::Avx512Vnni(t) => t.softmax(x),
+            _ => scalar::softmax(x),
+        }
     }
 
     /// NeoX-style RoPE of one head `x` (`table.head_dim()` values) at position `pos`: element `i`
@@ -693,7 +725,24 @@ impl Kernels {
             let queries = q0..q0 + ob.len() / row;
             let mut scores = Vec::new();
             for h in 0..shape.n_heads {
-                scalar::attention_rows(q, k, v, shape, h, queries.clone(), &mut scores, ob);
+                let qs = queries.clone();
+                match self.imp {
+                    #[cfg(target_arch = "x86_64")]
+                    Imp::Avx512Vnni(t) => {
+                        scalar::attention_rows(t, q, k, v, shape, h, qs, &mut scores, ob)
+                    }
+                    _ => scalar::attention_rows(
+                        scalar::Portable,
+                        q,
+                        k,
+                        v,
+                        shape,
+                        h,
+                        qs,
+                        &mut scores,
+                        ob,
+                    ),
+                }
             }
         };
         if parallel && rayon::current_num_threads() > 1 {
@@ -860,6 +909,16 @@ impl RopeTable {
 }
 
 /// A float weight element (f32, f16, bf16).
+#[cfg(target_arch = "x86_64")]
+pub(crate) trait WeightElem:
+    Copy + Send + Sync + 'static + x86_64::avx512_f32::Load16
+{
+    /// The value as f32.
+    fn to_f32(self) -> f32;
+}
+
+/// A float weight element (f32, f16, bf16).
+#[cfg(not(target_arch = "x86_64"))]
 pub(crate) trait WeightElem: Copy + Send + Sync + 'static {
     /// The value as f32.
     fn to_f32(self) -> f32;

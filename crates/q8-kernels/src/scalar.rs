@@ -93,7 +93,7 @@ pub(crate) fn matmul_float<T: WeightElem>(
             let wr = &w[r * k..(r + 1) * k];
             let mut acc = 0.0f32;
             for (&wv, &xv) in wr.iter().zip(xt) {
-                acc = wv.to_f32().mul_add(xv, acc);
+                acc += wv.to_f32() * xv;
             }
             *o = acc;
         }
@@ -102,20 +102,34 @@ pub(crate) fn matmul_float<T: WeightElem>(
 
 /// Sum of `a[i] * b[i]`.
 pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
-    a.iter()
-        .zip(b)
-        .fold(0.0f32, |acc, (&x, &y)| x.mul_add(y, acc))
+    a.iter().zip(b).fold(0.0f32, |acc, (&x, &y)| acc + x * y)
 }
 
-/// RMSNorm of each `weight.len()`-long row of `x` into `out`.
-pub(crate) fn rms_norm(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
-    let dim = weight.len();
-    for (xr, or) in x.chunks_exact(dim).zip(out.chunks_exact_mut(dim)) {
-        let ss = dot(xr, xr);
-        let inv = 1.0 / (ss / dim as f32 + eps).sqrt();
-        for ((o, &v), &g) in or.iter_mut().zip(xr).zip(weight) {
-            *o = v * inv * g;
+/// The vector operations attention is built from, so every backend shares its loop structure.
+pub(crate) trait VecOps: Copy {
+    /// `Σ a[i]·b[i]`.
+    fn dot(self, a: &[f32], b: &[f32]) -> f32;
+    /// `y += a·x`.
+    fn axpy(self, a: f32, x: &[f32], y: &mut [f32]);
+    /// In-place softmax.
+    fn softmax(self, x: &mut [f32]);
+}
+
+/// The portable [`VecOps`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Portable;
+
+impl VecOps for Portable {
+    fn dot(self, a: &[f32], b: &[f32]) -> f32 {
+        dot(a, b)
+    }
+    fn axpy(self, a: f32, x: &[f32], y: &mut [f32]) {
+        for (yv, &xv) in y.iter_mut().zip(x) {
+            *yv += a * xv;
         }
+    }
+    fn softmax(self, x: &mut [f32]) {
+        softmax(x)
     }
 }
 
@@ -132,9 +146,9 @@ pub(crate) fn rms_norm_inplace(x: &mut [f32], weight: &[f32], eps: f32) {
 }
 
 /// `sqrt(2/π)`, the constant of the tanh form of GELU.
-const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+pub(crate) const SQRT_2_OVER_PI: f32 = 0.797_884_6;
 /// The cubic coefficient of the tanh form of GELU.
-const GELU_COEF_A: f32 = 0.044_715;
+pub(crate) const GELU_COEF_A: f32 = 0.044_715;
 
 /// GELU, tanh form (ggml's `gelu`, PyTorch's `gelu(approximate="tanh")`).
 #[inline]
@@ -183,7 +197,8 @@ pub(crate) fn rope_neox(x: &mut [f32], table: &RopeTable, pos: usize) {
 ///
 /// `q` is `seq × n_heads × head_dim`, `k` and `v` are `seq × n_kv_heads × head_dim`.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn attention_rows(
+pub(crate) fn attention_rows<O: VecOps>(
+    ops: O,
     q: &[f32],
     k: &[f32],
     v: &[f32],
@@ -204,15 +219,13 @@ pub(crate) fn attention_rows(
         scores.clear();
         for j in keys.clone() {
             let kv = &k[j * kv_stride + kvh * d..j * kv_stride + (kvh + 1) * d];
-            scores.push(dot(qv, kv) * shape.scale);
+            scores.push(ops.dot(qv, kv) * shape.scale);
         }
-        softmax(scores);
+        ops.softmax(scores);
         o.fill(0.0);
         for (j, &p) in keys.zip(scores.iter()) {
             let vv = &v[j * kv_stride + kvh * d..j * kv_stride + (kvh + 1) * d];
-            for (ov, &vx) in o.iter_mut().zip(vv) {
-                *ov = p.mul_add(vx, *ov);
-            }
+            ops.axpy(p, vv, o);
         }
     }
 }

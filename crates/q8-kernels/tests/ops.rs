@@ -208,6 +208,10 @@ fn rope() {
     }
 }
 
+/// Exact attention in f64, and a bound on the f32 rounding error of each output: a score
+/// `scale·q·k` summed in f32 errs by `|Δs| ≤ (d+2)·ε·scale·Σ|q_i k_i|`, which changes each
+/// softmax weight by a factor `exp(±2·max|Δs|)`; the weighted sum of values adds
+/// `(keys + d)·ε` relative to `Σ p_j |v_j|`.
 #[allow(clippy::too_many_arguments)]
 fn attention_f64(
     q: &[f32],
@@ -219,8 +223,10 @@ fn attention_f64(
     d: usize,
     scale: f32,
     window: Option<usize>,
-) -> Vec<f64> {
+) -> (Vec<f64>, Vec<f64>) {
+    let eps = f64::from(f32::EPSILON);
     let mut out = vec![0.0; seq * nh * d];
+    let mut bound = vec![0.0; seq * nh * d];
     for h in 0..nh {
         let kvh = h / (nh / nkv);
         for i in 0..seq {
@@ -228,10 +234,17 @@ fn attention_f64(
             let keys: Vec<usize> = (0..seq)
                 .filter(|&j| window.is_none_or(|w| i.abs_diff(j) <= w))
                 .collect();
+            let mut ds_max = 0.0f64;
             let s: Vec<f64> = keys
                 .iter()
                 .map(|&j| {
                     let kv = &k[(j * nkv + kvh) * d..(j * nkv + kvh + 1) * d];
+                    let abs: f64 = qv
+                        .iter()
+                        .zip(kv)
+                        .map(|(&a, &b)| f64::from(a * b).abs())
+                        .sum();
+                    ds_max = ds_max.max((d + 2) as f64 * eps * f64::from(scale) * abs);
                     qv.iter()
                         .zip(kv)
                         .map(|(&a, &b)| f64::from(a) * f64::from(b))
@@ -242,15 +255,17 @@ fn attention_f64(
             let m = s.iter().fold(f64::NEG_INFINITY, |a, &b| a.max(b));
             let e: Vec<f64> = s.iter().map(|&x| (x - m).exp()).collect();
             let z: f64 = e.iter().sum();
+            let rel = (2.0 * ds_max).exp_m1() + (keys.len() + d + 4) as f64 * eps;
             for (p, &j) in e.iter().zip(&keys) {
                 let vv = &v[(j * nkv + kvh) * d..(j * nkv + kvh + 1) * d];
                 for c in 0..d {
                     out[(i * nh + h) * d + c] += p / z * f64::from(vv[c]);
+                    bound[(i * nh + h) * d + c] += p / z * f64::from(vv[c]).abs() * rel;
                 }
             }
         }
     }
-    out
+    (out, bound)
 }
 
 #[test]
@@ -270,7 +285,7 @@ fn attention() {
             let k = rng.vec(seq * nkv * d);
             let v = rng.vec(seq * nkv * d);
             let scale = 1.0 / (d as f32).sqrt();
-            let want = attention_f64(&q, &k, &v, seq, nh, nkv, d, scale, window);
+            let (want, bound) = attention_f64(&q, &k, &v, seq, nh, nkv, d, scale, window);
             for parallel in [false, true] {
                 let mut out = vec![f32::NAN; seq * nh * d];
                 if parallel {
@@ -283,7 +298,7 @@ fn attention() {
                 .unwrap();
                 for i in 0..out.len() {
                     assert!(
-                        close(out[i], want[i], 1e-5),
+                        (f64::from(out[i]) - want[i]).abs() <= 2.0 * bound[i] + 1e-30,
                         "{} seq {seq} nh {nh} d {d} w {window:?} i {i}: {} vs {}",
                         kern.name(),
                         out[i],

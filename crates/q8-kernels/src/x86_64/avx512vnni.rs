@@ -75,7 +75,12 @@ impl Avx512Vnni {
         out: &mut [&mut [f32]],
     ) {
         match acts.precision {
-            Some(ActivationPrecision::F32) | None => crate::scalar::matmul_q8_0(w, rows, acts, out),
+            Some(ActivationPrecision::F32) => {
+                let nb = acts.blocks_per_token();
+                let rows16 = super::avx512_f32::Q8Rows { w, nb };
+                self.matmul_rows16(&rows16, acts.k, rows, &acts.f32, out)
+            }
+            None => crate::scalar::matmul_q8_0(w, rows, acts, out),
             Some(p) => {
                 // SAFETY: `self` proves the CPU features; `w` has `n·nb` blocks with
                 // `rows ⊆ 0..n`, `acts.packed` holds the packed layout for `acts.tokens` tokens

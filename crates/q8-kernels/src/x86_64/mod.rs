@@ -1,3 +1,4 @@
 //! x86-64 backends.
 
+pub(crate) mod avx512_f32;
 pub(crate) mod avx512vnni;

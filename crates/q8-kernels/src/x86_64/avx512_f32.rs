@@ -1,0 +1,403 @@
+//! The f32 side of the AVX-512 backend: float-weight matmuls (f32, f16, bf16, and Q8_0 weights
+//! with f32 activations), and the vector pieces of a layer (dot, axpy, RMSNorm, softmax, GeGLU).
+//!
+//! The matmul tile is 4 rows × 4 tokens: 16 zmm accumulators, and per 16 values of k 4 weight
+//! loads (converted to f32 once, used by 4 tokens) and 4 activation loads (used by 4 rows) feed
+//! 16 FMAs. Lane partial sums are reduced once per output at the end.
+
+use core::arch::x86_64::*;
+use core::ops::Range;
+
+use half::{bf16, f16};
+
+use super::avx512vnni::Avx512Vnni;
+use crate::block::{BlockQ8_0, QK8_0};
+use crate::scalar::{GELU_COEF_A, SQRT_2_OVER_PI};
+
+/// Weight rows the f32 tile can read 16 values at a time, converted to f32.
+pub(crate) trait Rows16: Sync {
+    /// Values `j..j+16` of row `r` as f32, with lanes `>= len` zero (`len <= 16`).
+    ///
+    /// # Safety
+    /// AVX-512 F/BW/VL and F16C must be available; row `r` must exist and `j + len <= k`.
+    unsafe fn load(&self, r: usize, j: usize, len: usize) -> __m512;
+}
+
+/// Row-major float weights (`n × k`).
+pub(crate) struct FloatRows<'a, T> {
+    /// The weights.
+    pub(crate) w: &'a [T],
+    /// Row length.
+    pub(crate) k: usize,
+}
+
+/// Q8_0 weights, `nb` blocks per row.
+pub(crate) struct Q8Rows<'a> {
+    /// The blocks.
+    pub(crate) w: &'a [BlockQ8_0],
+    /// Blocks per row.
+    pub(crate) nb: usize,
+}
+
+/// Mask of the first `len` (≤ 16) lanes.
+#[inline]
+fn mask(len: usize) -> __mmask16 {
+    if len >= 16 {
+        0xFFFF
+    } else {
+        (1u16 << len) - 1
+    }
+}
+
+/// A float type the AVX-512 tile converts 16 at a time.
+pub(crate) trait Load16: Sized + Sync {
+    /// `p[0..len]` as f32, lanes `>= len` zero.
+    ///
+    /// # Safety
+    /// AVX-512 F/BW/VL and F16C must be available; `p[0..len]` must be readable, `len <= 16`.
+    unsafe fn load16(p: *const Self, len: usize) -> __m512;
+}
+
+impl Load16 for f32 {
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,f16c")]
+    unsafe fn load16(p: *const f32, len: usize) -> __m512 {
+        // SAFETY: only the first `len` lanes are read (contract).
+        unsafe { _mm512_maskz_loadu_ps(mask(len), p) }
+    }
+}
+
+impl Load16 for f16 {
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,f16c")]
+    unsafe fn load16(p: *const f16, len: usize) -> __m512 {
+        // SAFETY: only the first `len` 16-bit lanes are read (contract).
+        _mm512_cvtph_ps(unsafe { _mm256_maskz_loadu_epi16(mask(len), p.cast()) })
+    }
+}
+
+impl Load16 for bf16 {
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,f16c")]
+    unsafe fn load16(p: *const bf16, len: usize) -> __m512 {
+        // SAFETY: only the first `len` 16-bit lanes are read (contract).
+        let h = unsafe { _mm256_maskz_loadu_epi16(mask(len), p.cast()) };
+        // bf16 is the high half of an f32.
+        _mm512_castsi512_ps(_mm512_slli_epi32::<16>(_mm512_cvtepu16_epi32(h)))
+    }
+}
+
+impl<T: Load16> Rows16 for FloatRows<'_, T> {
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,f16c")]
+    unsafe fn load(&self, r: usize, j: usize, len: usize) -> __m512 {
+        // SAFETY: row r exists and j + len <= k (contract).
+        unsafe { T::load16(self.w.as_ptr().add(r * self.k + j), len) }
+    }
+}
+
+impl Rows16 for Q8Rows<'_> {
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,f16c")]
+    unsafe fn load(&self, r: usize, j: usize, _len: usize) -> __m512 {
+        // k is a multiple of 32, so len is always 16 and j a multiple of 16.
+        let blk = &self.w[r * self.nb + j / QK8_0];
+        let off = j % QK8_0;
+        // SAFETY: qs has 32 bytes and off ∈ {0, 16}.
+        let q = unsafe { _mm_loadu_si128(blk.qs.as_ptr().add(off).cast()) };
+        // d·q is exact in f32 (11-bit × 8-bit mantissas).
+        _mm512_mul_ps(
+            _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q)),
+            _mm512_set1_ps(blk.d.to_f32()),
+        )
+    }
+}
+
+impl Avx512Vnni {
+    /// `out[t][r − rows.start] = Σ_j W[r, j]·x[t, j]` over `rows`, `x` `tokens × k`.
+    pub(crate) fn matmul_rows16<W: Rows16>(
+        self,
+        w: &W,
+        k: usize,
+        rows: Range<usize>,
+        x: &[f32],
+        out: &mut [&mut [f32]],
+    ) {
+        // SAFETY: `self` proves the features; the dispatcher checked that `w` has every row
+        // of `rows` with `k` values, `x` has `out.len()` rows of `k`, `out[t]` has
+        // `rows.len()` values.
+        unsafe { self.matmul_rows16_impl(w, k, rows, x, out) }
+    }
+
+    /// # Safety
+    /// See [`Avx512Vnni::matmul_rows16`]: CPU features and consistent shapes.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+    unsafe fn matmul_rows16_impl<W: Rows16>(
+        self,
+        w: &W,
+        k: usize,
+        rows: Range<usize>,
+        x: &[f32],
+        out: &mut [&mut [f32]],
+    ) {
+        let tokens = out.len();
+        let last = rows.end.saturating_sub(1);
+        let mut r0 = rows.start;
+        while r0 < rows.end {
+            let rr: [usize; 4] = core::array::from_fn(|i| (r0 + i).min(last));
+            let mut t0 = 0;
+            while t0 < tokens {
+                let tt: [usize; 4] = core::array::from_fn(|c| (t0 + c).min(tokens - 1));
+                let mut acc = [[_mm512_setzero_ps(); 4]; 4];
+                let mut j = 0;
+                while j < k {
+                    let len = (k - j).min(16);
+                    // SAFETY: rows rr exist, j + len <= k; x rows tt exist with k values.
+                    unsafe {
+                        let wv: [__m512; 4] = core::array::from_fn(|i| w.load(rr[i], j, len));
+                        for c in 0..4 {
+                            let xv =
+                                _mm512_maskz_loadu_ps(mask(len), x.as_ptr().add(tt[c] * k + j));
+                            for i in 0..4 {
+                                acc[i][c] = _mm512_fmadd_ps(wv[i], xv, acc[i][c]);
+                            }
+                        }
+                    }
+                    j += len;
+                }
+                for c in 0..4 {
+                    if t0 + c >= tokens {
+                        break;
+                    }
+                    for i in 0..4 {
+                        if r0 + i >= rows.end {
+                            break;
+                        }
+                        out[t0 + c][r0 + i - rows.start] = _mm512_reduce_add_ps(acc[i][c]);
+                    }
+                }
+                t0 += 4;
+            }
+            r0 += 4;
+        }
+    }
+
+    /// `Σ a[i]·b[i]` (equal lengths).
+    pub(crate) fn dot(self, a: &[f32], b: &[f32]) -> f32 {
+        // SAFETY: `self` proves AVX-512 F; lengths are equal (checked by the callers).
+        unsafe { dot_impl(a, b) }
+    }
+
+    /// `y += a·x` (equal lengths).
+    pub(crate) fn axpy(self, a: f32, x: &[f32], y: &mut [f32]) {
+        // SAFETY: `self` proves AVX-512 F; lengths are equal (checked by the callers).
+        unsafe { axpy_impl(a, x, y) }
+    }
+
+    /// `x *= s`, then `x *= weight` elementwise if given (same length).
+    pub(crate) fn scale_mul(self, x: &mut [f32], s: f32, weight: Option<&[f32]>) {
+        // SAFETY: `self` proves AVX-512 F; weight has x.len() values (callers).
+        unsafe { scale_mul_impl(x, s, weight) }
+    }
+
+    /// In-place softmax.
+    pub(crate) fn softmax(self, x: &mut [f32]) {
+        // SAFETY: `self` proves AVX-512 F.
+        unsafe { softmax_impl(x) }
+    }
+
+    /// `out = gelu_tanh(gate)·up` (equal lengths).
+    pub(crate) fn geglu(self, gate: &[f32], up: &[f32], out: &mut [f32]) {
+        // SAFETY: `self` proves AVX-512 F; lengths are equal (checked by the dispatcher).
+        unsafe { geglu_impl(gate, up, out) }
+    }
+}
+
+/// # Safety
+/// AVX-512 F; `b.len() >= a.len()`.
+#[target_feature(enable = "avx512f,fma")]
+unsafe fn dot_impl(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len();
+    let mut acc = [_mm512_setzero_ps(); 4];
+    let mut j = 0;
+    // SAFETY: every load reads lanes below n (masked at the tail).
+    unsafe {
+        while j + 64 <= n {
+            for (u, acc) in acc.iter_mut().enumerate() {
+                let o = j + 16 * u;
+                *acc = _mm512_fmadd_ps(
+                    _mm512_loadu_ps(a.as_ptr().add(o)),
+                    _mm512_loadu_ps(b.as_ptr().add(o)),
+                    *acc,
+                );
+            }
+            j += 64;
+        }
+        while j < n {
+            let m = mask(n - j);
+            acc[0] = _mm512_fmadd_ps(
+                _mm512_maskz_loadu_ps(m, a.as_ptr().add(j)),
+                _mm512_maskz_loadu_ps(m, b.as_ptr().add(j)),
+                acc[0],
+            );
+            j += 16;
+        }
+    }
+    let s = _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]));
+    _mm512_reduce_add_ps(s)
+}
+
+/// # Safety
+/// AVX-512 F; `x.len() >= y.len()`.
+#[target_feature(enable = "avx512f,fma")]
+unsafe fn axpy_impl(a: f32, x: &[f32], y: &mut [f32]) {
+    let n = y.len();
+    let av = _mm512_set1_ps(a);
+    let mut j = 0;
+    while j < n {
+        let m = mask(n - j);
+        // SAFETY: masked lanes are below n.
+        unsafe {
+            let yv = _mm512_maskz_loadu_ps(m, y.as_ptr().add(j));
+            let xv = _mm512_maskz_loadu_ps(m, x.as_ptr().add(j));
+            _mm512_mask_storeu_ps(y.as_mut_ptr().add(j), m, _mm512_fmadd_ps(av, xv, yv));
+        }
+        j += 16;
+    }
+}
+
+/// # Safety
+/// AVX-512 F; `weight`, if given, has at least `x.len()` values.
+#[target_feature(enable = "avx512f")]
+unsafe fn scale_mul_impl(x: &mut [f32], s: f32, weight: Option<&[f32]>) {
+    let n = x.len();
+    let sv = _mm512_set1_ps(s);
+    let mut j = 0;
+    while j < n {
+        let m = mask(n - j);
+        // SAFETY: masked lanes are below n.
+        unsafe {
+            let mut v = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, x.as_ptr().add(j)), sv);
+            if let Some(w) = weight {
+                v = _mm512_mul_ps(v, _mm512_maskz_loadu_ps(m, w.as_ptr().add(j)));
+            }
+            _mm512_mask_storeu_ps(x.as_mut_ptr().add(j), m, v);
+        }
+        j += 16;
+    }
+}
+
+/// `exp(x)` to ~2 ulp (Cephes `expf` polynomial; `scalef` applies the power of two, so large
+/// negative inputs give 0 and large positive ones +∞).
+///
+/// # Safety
+/// AVX-512 F and FMA.
+#[inline]
+#[target_feature(enable = "avx512f,fma")]
+unsafe fn exp_ps(x: __m512) -> __m512 {
+    let x = _mm512_max_ps(
+        _mm512_min_ps(x, _mm512_set1_ps(88.8)),
+        _mm512_set1_ps(-104.0),
+    );
+    let n = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
+        _mm512_mul_ps(x, _mm512_set1_ps(core::f32::consts::LOG2_E)),
+    );
+    let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693_359_4), x);
+    let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.121_944_4e-4), r);
+    let mut p = _mm512_set1_ps(1.987_569_1e-4);
+    for c in [
+        1.398_2e-3,
+        8.333_452e-3,
+        4.166_579_6e-2,
+        1.666_666_5e-1,
+        5.000_000_1e-1,
+    ] {
+        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(c));
+    }
+    let r2 = _mm512_mul_ps(r, r);
+    let p = _mm512_add_ps(_mm512_fmadd_ps(p, r2, r), _mm512_set1_ps(1.0));
+    _mm512_scalef_ps(p, n)
+}
+
+/// # Safety
+/// AVX-512 F and FMA.
+#[target_feature(enable = "avx512f,fma")]
+unsafe fn softmax_impl(x: &mut [f32]) {
+    let n = x.len();
+    if n == 0 {
+        return;
+    }
+    let mut mx = _mm512_set1_ps(f32::NEG_INFINITY);
+    let mut j = 0;
+    while j < n {
+        // SAFETY: masked lanes are below n.
+        let v = unsafe {
+            _mm512_mask_loadu_ps(
+                _mm512_set1_ps(f32::NEG_INFINITY),
+                mask(n - j),
+                x.as_ptr().add(j),
+            )
+        };
+        mx = _mm512_max_ps(mx, v);
+        j += 16;
+    }
+    let mxv = _mm512_set1_ps(_mm512_reduce_max_ps(mx));
+    let mut sum = _mm512_setzero_ps();
+    j = 0;
+    while j < n {
+        let m = mask(n - j);
+        // SAFETY: masked lanes are below n; exp_ps needs AVX-512 F + FMA (this fn's contract).
+        unsafe {
+            let v = _mm512_maskz_loadu_ps(m, x.as_ptr().add(j));
+            let e = _mm512_maskz_mov_ps(m, exp_ps(_mm512_sub_ps(v, mxv)));
+            sum = _mm512_add_ps(sum, e);
+            _mm512_mask_storeu_ps(x.as_mut_ptr().add(j), m, e);
+        }
+        j += 16;
+    }
+    let inv = 1.0 / _mm512_reduce_add_ps(sum);
+    // SAFETY: AVX-512 F (contract).
+    unsafe { scale_mul_impl(x, inv, None) };
+}
+
+/// # Safety
+/// AVX-512 F and FMA; `up` and `out` at least as long as `gate`.
+#[target_feature(enable = "avx512f,fma")]
+unsafe fn geglu_impl(gate: &[f32], up: &[f32], out: &mut [f32]) {
+    let n = gate.len();
+    let mut j = 0;
+    while j < n {
+        let m = mask(n - j);
+        // SAFETY: masked lanes are below n; exp_ps's features are this fn's contract.
+        unsafe {
+            let g = _mm512_maskz_loadu_ps(m, gate.as_ptr().add(j));
+            let u = _mm512_maskz_loadu_ps(m, up.as_ptr().add(j));
+            // gelu(g) = g·sigmoid(2z), z = √(2/π)·(g + 0.044715·g³) = g·(c + c·a·g²).
+            let g2 = _mm512_mul_ps(g, g);
+            let z = _mm512_mul_ps(
+                g,
+                _mm512_fmadd_ps(
+                    _mm512_set1_ps(SQRT_2_OVER_PI * GELU_COEF_A),
+                    g2,
+                    _mm512_set1_ps(SQRT_2_OVER_PI),
+                ),
+            );
+            let e = exp_ps(_mm512_mul_ps(z, _mm512_set1_ps(-2.0)));
+            let gelu = _mm512_div_ps(g, _mm512_add_ps(_mm512_set1_ps(1.0), e));
+            _mm512_mask_storeu_ps(out.as_mut_ptr().add(j), m, _mm512_mul_ps(gelu, u));
+        }
+        j += 16;
+    }
+}
+
+impl crate::scalar::VecOps for Avx512Vnni {
+    fn dot(self, a: &[f32], b: &[f32]) -> f32 {
+        Avx512Vnni::dot(self, a, b)
+    }
+    fn axpy(self, a: f32, x: &[f32], y: &mut [f32]) {
+        Avx512Vnni::axpy(self, a, x, y)
+    }
+    fn softmax(self, x: &mut [f32]) {
+        Avx512Vnni::softmax(self, x)
+    }
+}
