@@ -122,6 +122,10 @@ impl<B: AsRef<[u8]>> std::fmt::Debug for Gguf<B> {
 
 impl Gguf<memmap2::Mmap> {
     /// Memory-maps the file at `path` and parses its header; the file is never read as a whole.
+    ///
+    /// Like every memory-mapped loader, this assumes the file is not truncated or rewritten by
+    /// another process while the returned value is alive (doing so may crash the process).
+    /// Use [`Gguf::from_bytes`] with a `Vec<u8>` to avoid that assumption.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, GgufError> {
         let path = path.as_ref();
         let open_err = |source| GgufError::Open {
