@@ -55,6 +55,9 @@ impl WordCache {
         self.entries.clear();
         self.keys.clear();
         self.ids.clear();
+        self.entries.reserve(MAX_ENTRIES);
+        self.keys.reserve(MAX_ENTRIES * 12);
+        self.ids.reserve(MAX_ENTRIES * 3);
     }
 
     /// The cached ids of `word` (whose hash is `hash`).

@@ -37,12 +37,32 @@ const K0: u64 = 0x9E37_79B9_7F4A_7C15;
 const K1: u64 = 0xBF58_476D_1CE4_E5B9;
 const K2: u64 = 0x94D0_49BB_1331_11EB;
 
+/// The bytes of `b` (at most 8) as a little-endian integer, zero-extended, with two overlapping
+/// fixed-size loads instead of a variable-length copy (which would be a `memcpy` call).
+#[inline(always)]
+fn load_le(b: &[u8]) -> u64 {
+    let n = b.len();
+    match n {
+        0 => 0,
+        1 => u64::from(b[0]),
+        2..=3 => {
+            let lo = u64::from(u16::from_le_bytes([b[0], b[1]]));
+            let hi = u64::from(u16::from_le_bytes([b[n - 2], b[n - 1]]));
+            lo | (hi << ((n - 2) * 8))
+        }
+        4..=7 => {
+            let lo = u64::from(u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+            let hi = u64::from(u32::from_le_bytes([b[n - 4], b[n - 3], b[n - 2], b[n - 1]]));
+            lo | (hi << ((n - 4) * 8))
+        }
+        _ => u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]),
+    }
+}
+
 /// Packs 1..=7 bytes and their length into a non-zero `u64` (injective on such strings).
 #[inline(always)]
 fn pack_short(b: &[u8]) -> u64 {
-    let mut w = [0u8; 8];
-    w[..b.len()].copy_from_slice(b);
-    u64::from_le_bytes(w) | ((b.len() as u64) << 56)
+    load_le(b) | ((b.len() as u64) << 56)
 }
 
 #[inline(always)]
@@ -62,9 +82,7 @@ pub(crate) fn hash_long(b: &[u8]) -> u64 {
     }
     let rem = chunks.remainder();
     if !rem.is_empty() {
-        let mut w = [0u8; 8];
-        w[..rem.len()].copy_from_slice(rem);
-        h = fold(h ^ u64::from_le_bytes(w), K2);
+        h = fold(h ^ load_le(rem), K2);
     }
     fold(h, K0)
 }
@@ -258,21 +276,6 @@ impl PieceMap {
         }
     }
 
-    /// Loads the first slot that a lookup of `key` will probe and returns a word of it. Issuing these
-    /// loads for several keys before resolving them lets the memory accesses overlap, which matters
-    /// because the tables are several megabytes and most probes miss the core's caches.
-    #[inline(always)]
-    pub(crate) fn touch(&self, key: &[u8]) -> u64 {
-        let len = key.len();
-        if (1..=7).contains(&len) {
-            let k = pack_short(key);
-            self.short[hash_short(k) as usize & self.short_mask].key
-        } else {
-            let h = hash_long(key);
-            u64::from(self.long[h as usize & self.long_mask].tag)
-        }
-    }
-
     /// Looks `key` up.
     #[inline]
     pub(crate) fn get(&self, arena: &[u8], key: &[u8]) -> Option<Hit> {
@@ -335,6 +338,16 @@ impl PieceMap {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn load_le_matches_zero_padded_copy() {
+        let data: Vec<u8> = (1..=9).collect();
+        for n in 0..=8 {
+            let mut w = [0u8; 8];
+            w[..n].copy_from_slice(&data[..n]);
+            assert_eq!(load_le(&data[..n]), u64::from_le_bytes(w), "len {n}");
+        }
+    }
 
     #[test]
     fn short_long_and_duplicates() {

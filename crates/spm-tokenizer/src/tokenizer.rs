@@ -154,10 +154,6 @@ struct Scratch {
     norm: Vec<u8>,
     /// (start, end) byte offsets of the symbols of the current word.
     syms: Vec<(u32, u32)>,
-    /// Id of each symbol once it is the product of a merge, else `NONE`.
-    sym_ids: Vec<u32>,
-    /// For each adjacent pair: (score, id) of the merged piece, id `NONE` if not a piece.
-    pairs: Vec<(f32, u32)>,
     heap: BinaryHeap<Bigram>,
     links: Vec<Link>,
     cache: WordCache,
@@ -848,67 +844,80 @@ impl Tokenizer {
             self.encode_word_heap(word, out, s);
             return;
         }
-        let pairs = &mut s.pairs;
-        let ids = &mut s.sym_ids;
-        // Start the table loads of all first-round pairs before using any of them.
-        let mut touched = 0u64;
-        for k in 0..syms.len() - 1 {
-            let (a, b) = (syms[k], syms[k + 1]);
-            if b.1 - a.0 > 2 {
-                touched ^= self.map.touch(&word[a.0 as usize..b.1 as usize]);
-            }
+        self.merge_small(word, &s.syms, out);
+    }
+
+    /// The merge loop for words of at most [`SMALL_WORD`] characters: symbols in fixed arrays
+    /// linked by index, the score of the pair starting at each live symbol beside it, and a scan for
+    /// the best pair (highest score, leftmost on ties) per merge. No allocation, no shifting.
+    fn merge_small(&self, word: &[u8], syms: &[(u32, u32)], out: &mut Vec<u32>) {
+        const END: u8 = u8::MAX;
+        const _: () = assert!(SMALL_WORD < END as usize);
+        let n = syms.len().min(SMALL_WORD);
+        let mut start = [0u32; SMALL_WORD];
+        let mut end = [0u32; SMALL_WORD];
+        let mut sym_id = [NONE; SMALL_WORD];
+        let mut next = [END; SMALL_WORD];
+        let mut prev = [END; SMALL_WORD];
+        // Pair (k, next[k]): score and piece id (`NONE`: not a piece, or k is dead / last).
+        let mut pscore = [0f32; SMALL_WORD];
+        let mut pid = [NONE; SMALL_WORD];
+        for (k, &(a, b)) in syms[..n].iter().enumerate() {
+            start[k] = a;
+            end[k] = b;
         }
-        std::hint::black_box(touched);
-        pairs.clear();
-        ids.clear();
-        ids.resize(syms.len(), NONE);
-        for k in 0..syms.len() - 1 {
+        for k in 0..n - 1 {
+            next[k] = (k + 1) as u8;
+            prev[k + 1] = k as u8;
             let (a, b) = (syms[k], syms[k + 1]);
             let pa = alpha(&word[a.0 as usize..a.1 as usize]);
             let pb = alpha(&word[b.0 as usize..b.1 as usize]);
-            pairs.push(match (pa, pb) {
+            (pscore[k], pid[k]) = match (pa, pb) {
                 (Some(x), Some(y)) => self.alpha_pairs[x * ALPHA + y],
                 _ => self.pair(&word[a.0 as usize..b.1 as usize]),
-            });
+            };
         }
         loop {
             let mut best = usize::MAX;
             let mut best_score = 0.0f32;
-            for (k, &(score, id)) in pairs.iter().enumerate() {
-                if id != NONE && better(score, best_score, best != usize::MAX) {
+            for k in 0..n {
+                if pid[k] != NONE && better(pscore[k], best_score, best != usize::MAX) {
                     best = k;
-                    best_score = score;
+                    best_score = pscore[k];
                 }
             }
             if best == usize::MAX {
                 break;
             }
             let k = best;
-            syms[k].1 = syms[k + 1].1;
-            ids[k] = pairs[k].1;
-            syms.remove(k + 1);
-            ids.remove(k + 1);
-            pairs.remove(k);
-            // Both new neighbour pairs: issue both loads, then resolve.
-            let left = (k > 0).then(|| &word[syms[k - 1].0 as usize..syms[k].1 as usize]);
-            let right =
-                (k < pairs.len()).then(|| &word[syms[k].0 as usize..syms[k + 1].1 as usize]);
-            if let (Some(l), Some(r)) = (left, right) {
-                std::hint::black_box(self.map.touch(l) ^ self.map.touch(r));
+            let r = usize::from(next[k]);
+            end[k] = end[r];
+            sym_id[k] = pid[k];
+            pid[r] = NONE;
+            let rn = next[r];
+            next[k] = rn;
+            if rn != END {
+                prev[usize::from(rn)] = k as u8;
+                (pscore[k], pid[k]) =
+                    self.pair(&word[start[k] as usize..end[usize::from(rn)] as usize]);
+            } else {
+                pid[k] = NONE;
             }
-            if k > 0 {
-                pairs[k - 1] = self.pair(&word[syms[k - 1].0 as usize..syms[k].1 as usize]);
-            }
-            if k < pairs.len() {
-                pairs[k] = self.pair(&word[syms[k].0 as usize..syms[k + 1].1 as usize]);
+            let p = prev[k];
+            if p != END {
+                let p = usize::from(p);
+                (pscore[p], pid[p]) = self.pair(&word[start[p] as usize..end[k] as usize]);
             }
         }
-        for (k, &(a, b)) in syms.iter().enumerate() {
-            if ids[k] != NONE {
-                out.push(ids[k]);
+        let mut k = 0u8;
+        while k != END {
+            let i = usize::from(k);
+            if sym_id[i] != NONE {
+                out.push(sym_id[i]);
             } else {
-                self.emit_unmerged(&word[a as usize..b as usize], out);
+                self.emit_unmerged(&word[start[i] as usize..end[i] as usize], out);
             }
+            k = next[i];
         }
     }
 
@@ -928,12 +937,6 @@ impl Tokenizer {
         }
         let heap = &mut s.heap;
         heap.clear();
-        let mut touched = 0u64;
-        for k in 1..n {
-            let (l, r) = (links[k - 1], links[k]);
-            touched ^= self.map.touch(&word[l.start as usize..r.end as usize]);
-        }
-        std::hint::black_box(touched);
         let try_add = |heap: &mut BinaryHeap<Bigram>, links: &[Link], left: u32, right: u32| {
             if left == NONE || right == NONE {
                 return;
