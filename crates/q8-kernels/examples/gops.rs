@@ -10,8 +10,6 @@
 
 use std::time::Instant;
 
-use q8_kernels::{quantize_q8_0, ActivationPrecision, BlockQ8_0, Kernels, QuantizedActivations};
-
 const SHAPES: [(usize, usize); 6] = [
     (768, 768),
     (256, 768),
@@ -34,7 +32,7 @@ fn main() {
         .map(|s| s.split(',').filter_map(|t| t.parse().ok()).collect())
         .unwrap_or_else(|| TOKENS.to_vec());
     let only_precision: Option<String> = std::env::var("GOPS_PRECISION").ok();
-    println!("int8 peak assumed: {peak:.0} GOP/s per core");
+    println!("int8 peak assumed: {peak:.0} GOP/s per core; best of 5 wall-clock samples");
     let mut seed = 1u32;
     let mut rnd = move || {
         seed ^= seed << 13;

@@ -101,15 +101,17 @@ impl Rows16 for Q8Rows<'_> {
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,f16c")]
     unsafe fn load(&self, r: usize, j: usize, _len: usize) -> __m512 {
         // k is a multiple of 32, so len is always 16 and j a multiple of 16.
-        let blk = &self.w[r * self.nb + j / QK8_0];
-        let off = j % QK8_0;
-        // SAFETY: qs has 32 bytes and off ∈ {0, 16}.
-        let q = unsafe { _mm_loadu_si128(blk.qs.as_ptr().add(off).cast()) };
+        // SAFETY: row r has nb blocks and j < 32·nb (contract); qs has 32 bytes, off ∈ {0, 16}.
+        let (q, d) = unsafe {
+            let blk = self.w.as_ptr().add(r * self.nb + j / QK8_0);
+            let q = _mm_loadu_si128((*blk).qs.as_ptr().add(j % QK8_0).cast());
+            let d = _mm_cvtph_ps(_mm_cvtsi32_si128(i32::from(
+                blk.cast::<u16>().read_unaligned(),
+            )));
+            (q, _mm512_broadcastss_ps(d))
+        };
         // d·q is exact in f32 (11-bit × 8-bit mantissas).
-        _mm512_mul_ps(
-            _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q)),
-            _mm512_set1_ps(blk.d.to_f32()),
-        )
+        _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q)), d)
     }
 }
 
@@ -141,44 +143,28 @@ impl Avx512Vnni {
         out: &mut [&mut [f32]],
     ) {
         let tokens = out.len();
-        let last = rows.end.saturating_sub(1);
-        let mut r0 = rows.start;
-        while r0 < rows.end {
-            let rr: [usize; 4] = core::array::from_fn(|i| (r0 + i).min(last));
+        // Row blocks small enough for L2 (32 rows × k f32), each swept by all token tiles.
+        let mut rb = rows.start;
+        while rb < rows.end {
+            let rb1 = (rb + 32).min(rows.end);
+            let block = rb..rb1;
+            let off = rb - rows.start;
             let mut t0 = 0;
             while t0 < tokens {
-                let tt: [usize; 4] = core::array::from_fn(|c| (t0 + c).min(tokens - 1));
-                let mut acc = [[_mm512_setzero_ps(); 4]; 4];
-                let mut j = 0;
-                while j < k {
-                    let len = (k - j).min(16);
-                    // SAFETY: rows rr exist, j + len <= k; x rows tt exist with k values.
-                    unsafe {
-                        let wv: [__m512; 4] = core::array::from_fn(|i| w.load(rr[i], j, len));
-                        for c in 0..4 {
-                            let xv =
-                                _mm512_maskz_loadu_ps(mask(len), x.as_ptr().add(tt[c] * k + j));
-                            for i in 0..4 {
-                                acc[i][c] = _mm512_fmadd_ps(wv[i], xv, acc[i][c]);
-                            }
-                        }
-                    }
-                    j += len;
-                }
-                for c in 0..4 {
-                    if t0 + c >= tokens {
-                        break;
-                    }
-                    for i in 0..4 {
-                        if r0 + i >= rows.end {
-                            break;
-                        }
-                        out[t0 + c][r0 + i - rows.start] = _mm512_reduce_add_ps(acc[i][c]);
+                let tc = (tokens - t0).min(4);
+                // SAFETY: forwarded contract; tokens t0..t0+tc exist; `block` ⊆ `rows`, so
+                // column `off + i` of `out[t]` is row `rb + i`.
+                unsafe {
+                    match tc {
+                        1 => tile16::<W, 1>(w, k, block.clone(), off, x, t0, out),
+                        2 => tile16::<W, 2>(w, k, block.clone(), off, x, t0, out),
+                        3 => tile16::<W, 3>(w, k, block.clone(), off, x, t0, out),
+                        _ => tile16::<W, 4>(w, k, block.clone(), off, x, t0, out),
                     }
                 }
-                t0 += 4;
+                t0 += tc;
             }
-            r0 += 4;
+            rb = rb1;
         }
     }
 
@@ -310,7 +296,7 @@ unsafe fn exp_ps(x: __m512) -> __m512 {
         8.333_452e-3,
         4.166_579_6e-2,
         1.666_666_5e-1,
-        5.000_000_1e-1,
+        0.5,
     ] {
         p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(c));
     }
@@ -387,6 +373,52 @@ unsafe fn geglu_impl(gate: &[f32], up: &[f32], out: &mut [f32]) {
             _mm512_mask_storeu_ps(out.as_mut_ptr().add(j), m, _mm512_mul_ps(gelu, u));
         }
         j += 16;
+    }
+}
+
+/// Tokens `t0..t0+T` × all `rows`, 4 rows at a time; row `rows.start + i` goes to column
+/// `col0 + i` of `out[t]`.
+///
+/// # Safety
+/// As [`Avx512Vnni::matmul_rows16`], plus AVX-512 F/BW/VL, FMA and F16C available,
+/// `t0 + T <= out.len()` and `col0 + rows.len() <= out[t].len()`.
+#[allow(clippy::needless_range_loop)]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+unsafe fn tile16<W: Rows16, const T: usize>(
+    w: &W,
+    k: usize,
+    rows: Range<usize>,
+    col0: usize,
+    x: &[f32],
+    t0: usize,
+    out: &mut [&mut [f32]],
+) {
+    let last = rows.end.saturating_sub(1);
+    let mut r0 = rows.start;
+    while r0 < rows.end {
+        let rr: [usize; 4] = core::array::from_fn(|i| (r0 + i).min(last));
+        let mut acc = [[_mm512_setzero_ps(); T]; 4];
+        let mut j = 0;
+        while j < k {
+            let len = (k - j).min(16);
+            // SAFETY: rows rr exist, j + len <= k; x rows t0..t0+T exist with k values.
+            unsafe {
+                let wv: [__m512; 4] = core::array::from_fn(|i| w.load(rr[i], j, len));
+                for c in 0..T {
+                    let xv = _mm512_maskz_loadu_ps(mask(len), x.as_ptr().add((t0 + c) * k + j));
+                    for i in 0..4 {
+                        acc[i][c] = _mm512_fmadd_ps(wv[i], xv, acc[i][c]);
+                    }
+                }
+            }
+            j += len;
+        }
+        for c in 0..T {
+            for i in 0..(rows.end - r0).min(4) {
+                out[t0 + c][col0 + r0 + i - rows.start] = _mm512_reduce_add_ps(acc[i][c]);
+            }
+        }
+        r0 += 4;
     }
 }
 

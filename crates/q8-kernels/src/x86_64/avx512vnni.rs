@@ -51,6 +51,8 @@ const GMAX: usize = 8;
 const KC: usize = 16;
 /// Rows per row block (64 rows of k = 768 are 52 KiB of weights).
 const RB: usize = 64;
+/// Token groups per super-tile (128 pseudo-tokens, 120 KiB of activations at k = 768).
+const TS: usize = 32;
 
 impl Avx512Vnni {
     /// The token if this CPU has every feature the backend uses.
@@ -107,22 +109,32 @@ impl Avx512Vnni {
         out: &mut [&mut [f32]],
     ) {
         // Row blocks of RB rows: their weights stay in L2 while all token tiles pass.
+        // Token super-tiles of TS groups (their activations stay in L2), then row blocks.
         let mut acc = vec![[0.0f32; 16]; RB.div_ceil(4) * GMAX];
-        let mut rb0 = rows.start;
-        while rb0 < rows.end {
-            let rb1 = (rb0 + RB).min(rows.end);
-            // SAFETY: forwarded from this function's contract; rb0..rb1 ⊆ rows.
-            unsafe { self.gemm_rows(w, rb0..rb1, rb0 - rows.start, acts, pair, &mut acc, out) };
-            rb0 = rb1;
+        let pseudo = if pair { 2 * acts.tokens } else { acts.tokens };
+        let n_groups = pseudo.div_ceil(4);
+        let mut gs0 = 0;
+        while gs0 < n_groups {
+            let gs1 = (gs0 + TS).min(n_groups);
+            let mut rb0 = rows.start;
+            while rb0 < rows.end {
+                let rb1 = (rb0 + RB).min(rows.end);
+                let off = rb0 - rows.start;
+                // SAFETY: forwarded from this function's contract; rb0..rb1 ⊆ rows and
+                // gs0..gs1 ⊆ 0..n_groups.
+                unsafe { self.gemm_rows(w, rb0..rb1, off, gs0..gs1, acts, pair, &mut acc, out) };
+                rb0 = rb1;
+            }
+            gs0 = gs1;
         }
     }
 
-    /// [`Avx512Vnni::gemm_int8`] for one row block; `out` column `row_off + i` is row
-    /// `rows.start + i`; `acc` is scratch for `RB/4 · GMAX` tiles.
+    /// [`Avx512Vnni::gemm_int8`] for one row block and the token groups `groups`; `out` column
+    /// `row_off + i` is row `rows.start + i`; `acc` is scratch for `RB/4 · GMAX` tiles.
     ///
     /// # Safety
-    /// As [`Avx512Vnni::gemm_int8`], with `rows.len() <= RB` and `row_off + rows.len()` within
-    /// every `out[t]`.
+    /// As [`Avx512Vnni::gemm_int8`], with `rows.len() <= RB`, `row_off + rows.len()` within
+    /// every `out[t]`, and `groups` within the packed groups.
     #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
     unsafe fn gemm_rows(
@@ -130,19 +142,19 @@ impl Avx512Vnni {
         w: &[BlockQ8_0],
         rows: Range<usize>,
         row_off: usize,
+        groups: Range<usize>,
         acts: &QuantizedActivations,
         pair: bool,
         acc: &mut [[f32; 16]],
         out: &mut [&mut [f32]],
     ) {
         let nb = acts.blocks_per_token();
-        let pseudo = if pair { 2 * acts.tokens } else { acts.tokens };
-        let n_groups = pseudo.div_ceil(4);
+        let n_groups = groups.end;
         let packed = acts.packed.as_ptr().cast::<u8>();
         let n_tiles = rows.len().div_ceil(4);
         let last = rows.end - 1;
         // Accumulators of every (row tile, group) of one token tile, carried across k chunks.
-        let mut g0 = 0;
+        let mut g0 = groups.start;
         while g0 < n_groups {
             let gc = (n_groups - g0).min(GMAX);
             acc.iter_mut().for_each(|a| *a = [0.0; 16]);
@@ -176,42 +188,53 @@ impl Avx512Vnni {
                 }
                 kb0 += kc;
             }
-            for ti in 0..n_tiles {
-                let tile = &acc[ti * GMAX..ti * GMAX + gc];
-                let row_end = row_off + rows.len();
-                store_tile(tile, g0, row_off + 4 * ti, row_end, pair, out);
-            }
+            store_block(
+                &acc[..n_tiles * GMAX],
+                gc,
+                g0,
+                row_off,
+                rows.len(),
+                pair,
+                out,
+            );
             g0 += gc;
         }
     }
 }
 
-/// Writes a finished tile: `tile[g][4i + c]` is (row `row0 + i`, pseudo-token `4(g0+g) + c`).
-/// Pseudo-tokens past the last token are dropped, and so are rows past `row_end`.
-fn store_tile(
-    tile: &[[f32; 16]],
+/// Writes the finished tiles of a row block: `acc[ti·GMAX + g][4i + c]` is (row
+/// `row_off + 4ti + i`, pseudo-token `4(g0+g) + c`), for `g < gc`. Token by token, so each
+/// token's row of `y` is written contiguously. Pseudo-tokens past the last token and rows past
+/// `row_off + n_rows` are dropped.
+fn store_block(
+    acc: &[[f32; 16]],
+    gc: usize,
     g0: usize,
-    row0: usize,
-    row_end: usize,
+    row_off: usize,
+    n_rows: usize,
     pair: bool,
     out: &mut [&mut [f32]],
 ) {
-    for (g, lanes) in tile.iter().enumerate() {
-        for i in 0..(row_end - row0).min(4) {
-            for c in 0..4 {
-                let p = 4 * (g0 + g) + c;
-                let (t, v) = if pair {
-                    if c % 2 == 1 {
-                        continue;
-                    }
-                    // High part plus low part, as the scalar backend adds them.
-                    (p / 2, lanes[4 * i + c] + lanes[4 * i + c + 1])
+    for g in 0..gc {
+        for c in 0..4 {
+            if pair && c % 2 == 1 {
+                continue;
+            }
+            let p = 4 * (g0 + g) + c;
+            let t = if pair { p / 2 } else { p };
+            let Some(o) = out.get_mut(t) else { continue };
+            let Some(o) = o.get_mut(row_off..row_off + n_rows) else {
+                continue;
+            };
+            for (r, v) in o.iter_mut().enumerate() {
+                let lanes = &acc[(r / 4) * GMAX + g];
+                let l = 4 * (r % 4) + c;
+                // High part plus low part, as the scalar backend adds them.
+                *v = if pair {
+                    lanes[l] + lanes[l + 1]
                 } else {
-                    (p, lanes[4 * i + c])
+                    lanes[l]
                 };
-                if let Some(o) = out.get_mut(t).and_then(|o| o.get_mut(row0 + i)) {
-                    *o = v;
-                }
             }
         }
     }
