@@ -10,6 +10,8 @@
 
 use std::time::Instant;
 
+use q8_kernels::{quantize_q8_0, ActivationPrecision, BlockQ8_0, Kernels, QuantizedActivations};
+
 const SHAPES: [(usize, usize); 6] = [
     (768, 768),
     (256, 768),
