@@ -218,6 +218,8 @@ enum Imp {
     Scalar,
     #[cfg(target_arch = "x86_64")]
     Avx512Vnni(x86_64::avx512vnni::Avx512Vnni),
+    #[cfg(target_arch = "x86_64")]
+    Avx2(x86_64::avx2::Avx2),
 }
 
 /// The kernels of one backend. Get the process-wide choice with [`kernels()`].
@@ -262,6 +264,8 @@ impl Kernels {
             Backend::Scalar => Some(Imp::Scalar),
             #[cfg(target_arch = "x86_64")]
             Backend::Avx512Vnni => x86_64::avx512vnni::Avx512Vnni::detect().map(Imp::Avx512Vnni),
+            #[cfg(target_arch = "x86_64")]
+            Backend::Avx2 => x86_64::avx2::Avx2::detect().map(Imp::Avx2),
             _ => None,
         };
         imp.map(|imp| Kernels { imp })
@@ -282,6 +286,8 @@ impl Kernels {
             Imp::Scalar => Backend::Scalar,
             #[cfg(target_arch = "x86_64")]
             Imp::Avx512Vnni(_) => Backend::Avx512Vnni,
+            #[cfg(target_arch = "x86_64")]
+            Imp::Avx2(_) => Backend::Avx2,
         }
     }
 
@@ -382,6 +388,8 @@ impl Kernels {
         match self.imp {
             #[cfg(target_arch = "x86_64")]
             Imp::Avx512Vnni(t) => t.matmul_q8_0(w, rows, acts, out),
+            #[cfg(target_arch = "x86_64")]
+            Imp::Avx2(t) => t.matmul_q8_0(w, rows, acts, out),
             _ => scalar::matmul_q8_0(w, rows, acts, out),
         }
     }
@@ -499,6 +507,8 @@ impl Kernels {
         Ok(match self.imp {
             #[cfg(target_arch = "x86_64")]
             Imp::Avx512Vnni(t) => t.dot(a, b),
+            #[cfg(target_arch = "x86_64")]
+            Imp::Avx2(t) => t.dot(a, b),
             _ => scalar::dot(a, b),
         })
     }
@@ -729,6 +739,10 @@ impl Kernels {
                 match self.imp {
                     #[cfg(target_arch = "x86_64")]
                     Imp::Avx512Vnni(t) => {
+                        scalar::attention_rows(t, q, k, v, shape, h, qs, &mut scores, ob)
+                    }
+                    #[cfg(target_arch = "x86_64")]
+                    Imp::Avx2(t) => {
                         scalar::attention_rows(t, q, k, v, shape, h, qs, &mut scores, ob)
                     }
                     _ => scalar::attention_rows(

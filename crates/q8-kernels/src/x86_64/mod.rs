@@ -1,4 +1,5 @@
 //! x86-64 backends.
 
+pub(crate) mod avx2;
 pub(crate) mod avx512_f32;
 pub(crate) mod avx512vnni;

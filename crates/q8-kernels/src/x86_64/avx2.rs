@@ -1,0 +1,248 @@
+//! x86-64 AVX2 + FMA backend (for CPUs without AVX-512 VNNI).
+//!
+//! # The Q8_0 tile
+//!
+//! 4 weight rows × 2 tokens. For each block and (row, token) pair, `|w|` (unsigned) times
+//! `a·sign(w)` with `VPMADDUBSW` (at most 2·128·127 per i16 lane: no saturation) and
+//! `VPMADDWD` by ones give 8 i32 partial sums; the 8 pairs' vectors are reduced together
+//! (`VPHADDD` tree) into one vector holding the 8 exact block dot products, which is converted
+//! and accumulated with `fma(I, dw·da, acc)` in block order — the scalar backend's operations,
+//! so the results are bit-identical to it. Activations use the portable layout.
+
+use core::arch::x86_64::*;
+use core::ops::Range;
+
+use crate::acts::{ActivationPrecision, QuantizedActivations, LO_DIV};
+use crate::block::{BlockQ8_0, QK8_0};
+
+/// Proof that the CPU has AVX2, FMA and F16C. Only [`Avx2::detect`] makes one.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Avx2 {
+    _private: (),
+}
+
+impl Avx2 {
+    /// The token if this CPU has AVX2, FMA and F16C.
+    pub(crate) fn detect() -> Option<Self> {
+        let ok = is_x86_feature_detected!("avx2")
+            && is_x86_feature_detected!("fma")
+            && is_x86_feature_detected!("f16c");
+        ok.then_some(Avx2 { _private: () })
+    }
+
+    /// `y = x · Wᵀ` for `rows`; `out[t]` is token `t`'s part of `y` for those rows (shapes
+    /// checked by the dispatcher).
+    pub(crate) fn matmul_q8_0(
+        self,
+        w: &[BlockQ8_0],
+        rows: Range<usize>,
+        acts: &QuantizedActivations,
+        out: &mut [&mut [f32]],
+    ) {
+        let nb = acts.blocks_per_token();
+        match acts.precision {
+            Some(ActivationPrecision::Int8) => {
+                // SAFETY: `self` proves AVX2/FMA/F16C; `w` has n·nb blocks with rows ⊆ 0..n;
+                // `acts.hi`/`acts.d` hold tokens·k values and tokens·nb scales; out[t] has
+                // rows.len() values (all checked by the dispatcher).
+                unsafe { gemm(w, nb, rows, &acts.hi, &acts.d, out) }
+            }
+            Some(ActivationPrecision::Int8x2) => {
+                // Two passes, high then low part, added like the scalar backend does.
+                let d_lo: Vec<f32> = acts.d.iter().map(|&d| d / LO_DIV).collect();
+                let mut lo: Vec<Vec<f32>> = out.iter().map(|o| vec![0.0; o.len()]).collect();
+                let mut lo_refs: Vec<&mut [f32]> =
+                    lo.iter_mut().map(|v| v.as_mut_slice()).collect();
+                // SAFETY: as above; `lo_refs` has the shape of `out`.
+                unsafe {
+                    gemm(w, nb, rows.clone(), &acts.hi, &acts.d, out);
+                    gemm(w, nb, rows, &acts.lo, &d_lo, &mut lo_refs);
+                }
+                for (o, l) in out.iter_mut().zip(&lo) {
+                    for (a, b) in o.iter_mut().zip(l) {
+                        *a += b;
+                    }
+                }
+            }
+            _ => crate::scalar::matmul_q8_0(w, rows, acts, out),
+        }
+    }
+
+    /// `Σ a[i]·b[i]` (equal lengths).
+    pub(crate) fn dot(self, a: &[f32], b: &[f32]) -> f32 {
+        // SAFETY: `self` proves AVX2 + FMA; callers pass equal lengths.
+        unsafe { dot_impl(a, b) }
+    }
+
+    /// `y += a·x` (equal lengths).
+    pub(crate) fn axpy(self, a: f32, x: &[f32], y: &mut [f32]) {
+        // SAFETY: `self` proves AVX2 + FMA; callers pass equal lengths.
+        unsafe { axpy_impl(a, x, y) }
+    }
+}
+
+impl crate::scalar::VecOps for Avx2 {
+    fn dot(self, a: &[f32], b: &[f32]) -> f32 {
+        Avx2::dot(self, a, b)
+    }
+    fn axpy(self, a: f32, x: &[f32], y: &mut [f32]) {
+        Avx2::axpy(self, a, x, y)
+    }
+    fn softmax(self, x: &mut [f32]) {
+        crate::scalar::softmax(x)
+    }
+}
+
+/// The int8 GEMM over `rows` × all tokens with activations `a` (`tokens × k`) and scales `d`
+/// (`tokens × nb`).
+///
+/// # Safety
+/// AVX2, FMA and F16C must be available; `w` has `nb` blocks for every row in `rows`; `a` and
+/// `d` hold `out.len()` tokens; every `out[t]` has `rows.len()` values.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn gemm(
+    w: &[BlockQ8_0],
+    nb: usize,
+    rows: Range<usize>,
+    a: &[i8],
+    d: &[f32],
+    out: &mut [&mut [f32]],
+) {
+    let tokens = out.len();
+    let k = nb * QK8_0;
+    let last = rows.end - 1;
+    let ones = _mm256_set1_epi16(1);
+    let mut r0 = rows.start;
+    while r0 < rows.end {
+        let rp: [*const BlockQ8_0; 4] =
+            core::array::from_fn(|i| w[(r0 + i).min(last) * nb..].as_ptr());
+        let mut t0 = 0;
+        while t0 < tokens {
+            let tt = [t0, (t0 + 1).min(tokens - 1)];
+            let mut acc = _mm256_setzero_ps();
+            for b in 0..nb {
+                // SAFETY: rows have nb blocks; tokens tt exist with k values and nb scales.
+                unsafe {
+                    let av: [__m256i; 2] = core::array::from_fn(|c| {
+                        _mm256_loadu_si256(a.as_ptr().add(tt[c] * k + b * QK8_0).cast())
+                    });
+                    let mut v = [_mm256_setzero_si256(); 8];
+                    let mut dw = [0.0f32; 4];
+                    for i in 0..4 {
+                        let blk = rp[i].add(b);
+                        let wv = _mm256_loadu_si256((*blk).qs.as_ptr().cast());
+                        let aw = _mm256_sign_epi8(wv, wv);
+                        for c in 0..2 {
+                            let sa = _mm256_sign_epi8(av[c], wv);
+                            v[2 * i + c] = _mm256_madd_epi16(_mm256_maddubs_epi16(aw, sa), ones);
+                        }
+                        dw[i] = _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(i32::from(
+                            blk.cast::<u16>().read_unaligned(),
+                        ))));
+                    }
+                    let ints = reduce8(&v);
+                    let (da0, da1) = (d[tt[0] * nb + b], d[tt[1] * nb + b]);
+                    let scale = _mm256_setr_ps(
+                        dw[0] * da0,
+                        dw[0] * da1,
+                        dw[1] * da0,
+                        dw[1] * da1,
+                        dw[2] * da0,
+                        dw[2] * da1,
+                        dw[3] * da0,
+                        dw[3] * da1,
+                    );
+                    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(ints), scale, acc);
+                }
+            }
+            let mut lanes = [0.0f32; 8];
+            // SAFETY: `lanes` holds 8 f32s.
+            unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), acc) };
+            for i in 0..(rows.end - r0).min(4) {
+                for c in 0..(tokens - t0).min(2) {
+                    out[t0 + c][r0 + i - rows.start] = lanes[2 * i + c];
+                }
+            }
+            t0 += 2;
+        }
+        r0 += 4;
+    }
+}
+
+/// `[Σv0, Σv1, …, Σv7]`: the horizontal sums of 8 vectors of 8 i32 (exact).
+///
+/// # Safety
+/// AVX2 must be available.
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn reduce8(v: &[__m256i; 8]) -> __m256i {
+    let h01 = _mm256_hadd_epi32(v[0], v[1]);
+    let h23 = _mm256_hadd_epi32(v[2], v[3]);
+    let h45 = _mm256_hadd_epi32(v[4], v[5]);
+    let h67 = _mm256_hadd_epi32(v[6], v[7]);
+    // [s0lo, s1lo, s2lo, s3lo | s0hi, s1hi, s2hi, s3hi]
+    let h0123 = _mm256_hadd_epi32(h01, h23);
+    let h4567 = _mm256_hadd_epi32(h45, h67);
+    let r0123 = _mm_add_epi32(
+        _mm256_castsi256_si128(h0123),
+        _mm256_extracti128_si256::<1>(h0123),
+    );
+    let r4567 = _mm_add_epi32(
+        _mm256_castsi256_si128(h4567),
+        _mm256_extracti128_si256::<1>(h4567),
+    );
+    _mm256_inserti128_si256::<1>(_mm256_castsi128_si256(r0123), r4567)
+}
+
+/// # Safety
+/// AVX2 + FMA; `b.len() >= a.len()`.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dot_impl(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len();
+    let mut acc = [_mm256_setzero_ps(); 4];
+    let mut j = 0;
+    // SAFETY: every load reads below n.
+    unsafe {
+        while j + 32 <= n {
+            for (u, acc) in acc.iter_mut().enumerate() {
+                let o = j + 8 * u;
+                *acc = _mm256_fmadd_ps(
+                    _mm256_loadu_ps(a.as_ptr().add(o)),
+                    _mm256_loadu_ps(b.as_ptr().add(o)),
+                    *acc,
+                );
+            }
+            j += 32;
+        }
+    }
+    let s = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
+    let s = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps::<1>(s));
+    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    let s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    let mut total = _mm_cvtss_f32(s);
+    for i in j..n {
+        total += a[i] * b[i];
+    }
+    total
+}
+
+/// # Safety
+/// AVX2 + FMA; `x.len() >= y.len()`.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn axpy_impl(a: f32, x: &[f32], y: &mut [f32]) {
+    let n = y.len();
+    let av = _mm256_set1_ps(a);
+    let mut j = 0;
+    // SAFETY: every access is below n.
+    unsafe {
+        while j + 8 <= n {
+            let yv = _mm256_loadu_ps(y.as_ptr().add(j));
+            let xv = _mm256_loadu_ps(x.as_ptr().add(j));
+            _mm256_storeu_ps(y.as_mut_ptr().add(j), _mm256_fmadd_ps(av, xv, yv));
+            j += 8;
+        }
+    }
+    for i in j..n {
+        y[i] += a * x[i];
+    }
+}
