@@ -8,6 +8,15 @@
 
 use crate::map::NONE;
 
+const PREFIX4_BITS: usize = 1 << 16;
+
+/// Hash of the first 4 bytes of `t` (which has at least 4), in `0..PREFIX4_BITS`.
+#[inline(always)]
+fn prefix4_hash(t: &[u8]) -> usize {
+    let w = u32::from_le_bytes([t[0], t[1], t[2], t[3]]);
+    (w.wrapping_mul(0x9E37_79B1) >> 16) as usize
+}
+
 #[derive(Clone, Copy)]
 struct Node {
     /// First edge in `edges`.
@@ -22,6 +31,12 @@ struct Node {
 
 pub(crate) struct SpecialMatcher {
     first: [bool; 256],
+    /// Bytes that start a special piece shorter than 4 bytes.
+    short_first: [bool; 256],
+    /// Bit set over a hash of the first 4 bytes of every special piece of 4 bytes or more: most
+    /// positions that pass the first-byte test (e.g. every `▁` for Gemma, whose `▁▁`… pieces are
+    /// user-defined) are rejected here without walking the trie.
+    prefix4: Vec<u64>,
     nodes: Vec<Node>,
     edge_bytes: Vec<u8>,
     edge_targets: Vec<u32>,
@@ -36,12 +51,20 @@ impl SpecialMatcher {
         items.sort_by(|a, b| a.0.cmp(&b.0));
         let mut m = SpecialMatcher {
             first: [false; 256],
+            short_first: [false; 256],
+            prefix4: vec![0u64; PREFIX4_BITS / 64],
             nodes: Vec::new(),
             edge_bytes: Vec::new(),
             edge_targets: Vec::new(),
         };
         for (t, _, _) in &items {
             m.first[usize::from(t[0])] = true;
+            if t.len() < 4 {
+                m.short_first[usize::from(t[0])] = true;
+            } else {
+                let h = prefix4_hash(t);
+                m.prefix4[h / 64] |= 1 << (h % 64);
+            }
         }
         m.nodes.push(Node {
             edge_start: 0,
@@ -92,6 +115,22 @@ impl SpecialMatcher {
         self.first[usize::from(b)]
     }
 
+    /// Whether a special piece may start at `text[0]` (no false negatives).
+    #[inline(always)]
+    pub(crate) fn may_match(&self, text: &[u8]) -> bool {
+        let Some(&b) = text.first() else {
+            return false;
+        };
+        if self.short_first[usize::from(b)] {
+            return true;
+        }
+        if text.len() < 4 {
+            return false;
+        }
+        let h = prefix4_hash(text);
+        self.prefix4[h / 64] & (1 << (h % 64)) != 0
+    }
+
     /// Whether there are no special pieces at all.
     pub(crate) fn is_empty(&self) -> bool {
         self.edge_bytes.is_empty()
@@ -134,6 +173,8 @@ mod tests {
             (b"".to_vec(), 5, true),
         ]);
         assert!(m.can_start(b'<') && m.can_start(b'\n') && !m.can_start(b'a'));
+        assert!(m.may_match(b"<a>") && m.may_match(b"<ab>") && m.may_match(b"\n"));
+        assert!(!m.may_match(b"") && !m.may_match(b"a"));
         assert_eq!(m.longest_prefix(b"<a>x", true), Some((1, 3)));
         assert_eq!(m.longest_prefix(b"<ab>", true), Some((2, 4)));
         assert_eq!(m.longest_prefix(b"<ab>", false), None);

@@ -115,6 +115,8 @@ pub struct Tokenizer {
     /// Characters `c` such that some mergeable piece holds `c` followed by `▁`: a word boundary
     /// before `▁` is only cut when the previous character is not one of these.
     no_split_before_space: Vec<char>,
+    /// Last UTF-8 byte of each character of `no_split_before_space` (a cheap first filter).
+    no_split_last_byte: [bool; 256],
     config: VocabConfig,
     norm: Normalization,
     /// Unique id of this tokenizer, owner tag of the per-thread word caches.
@@ -452,6 +454,17 @@ impl Tokenizer {
             },
         );
         let (byte_ids, ascii_ids, alpha_pairs, special, no_split) = scan;
+        let mut no_split_last_byte = [false; 256];
+        for c in &no_split {
+            let mut buf = [0u8; 4];
+            let last = c
+                .encode_utf8(&mut buf)
+                .as_bytes()
+                .last()
+                .copied()
+                .unwrap_or(0);
+            no_split_last_byte[usize::from(last)] = true;
+        }
         let tok = Tokenizer {
             special,
             arena,
@@ -461,6 +474,7 @@ impl Tokenizer {
             map,
             byte_ids,
             no_split_before_space: no_split,
+            no_split_last_byte,
             config,
             norm,
             instance: NEXT_INSTANCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
@@ -681,9 +695,14 @@ impl Tokenizer {
         let mut seg = 0usize;
         if !self.special.is_empty() {
             let mut i = 0usize;
-            while i < b.len() {
-                if self.special.can_start(b[i]) {
-                    if let Some((id, len)) = self.special.longest_prefix(&b[i..], parse_special) {
+            while let Some(off) = b
+                .get(i..)
+                .and_then(|r| r.iter().position(|&c| self.special.can_start(c)))
+            {
+                i += off;
+                let rest = &b[i..];
+                if self.special.may_match(rest) {
+                    if let Some((id, len)) = self.special.longest_prefix(rest, parse_special) {
                         self.encode_segment(&b[seg..i], out, s);
                         out.push(id);
                         i += len;
@@ -725,25 +744,23 @@ impl Tokenizer {
             out.extend_from_slice(t);
             return;
         }
-        let mut prev_space = false;
-        let mut start = 0usize;
-        for (i, &c) in t.iter().enumerate() {
-            if c == b' ' {
-                out.extend_from_slice(&t[start..i]);
-                start = i + 1;
-                if !(rm && prev_space) {
-                    if self.norm.escape_whitespaces {
-                        out.extend_from_slice(SPACE_MARK);
-                    } else {
-                        out.push(b' ');
-                    }
+        let mark: &[u8] = if self.norm.escape_whitespaces {
+            SPACE_MARK
+        } else {
+            b" "
+        };
+        let mut rest = t;
+        while let Some(p) = rest.iter().position(|&c| c == b' ') {
+            out.extend_from_slice(&rest[..p]);
+            out.extend_from_slice(mark);
+            rest = &rest[p + 1..];
+            if rm {
+                while let [b' ', r @ ..] = rest {
+                    rest = r;
                 }
-                prev_space = true;
-            } else {
-                prev_space = false;
             }
         }
-        out.extend_from_slice(&t[start..]);
+        out.extend_from_slice(rest);
     }
 
     /// Encodes a stretch of normalized text that holds no special piece: splits it into words at
@@ -753,26 +770,35 @@ impl Tokenizer {
             return;
         }
         let mut word_start = 0usize;
-        let mut i = 0usize;
-        let mut prev_char_start = None::<usize>;
-        while i < seg.len() {
-            let c = seg[i];
-            let w = utf8_width(c);
-            if c == 0xE2 && seg[i..].starts_with(SPACE_MARK) && i > word_start {
-                let cut = match prev_char_start {
-                    Some(p) => {
-                        let prev = decode_char(&seg[p..i]);
-                        prev != '\u{2581}' && !self.no_split_before_space.contains(&prev)
-                    }
-                    None => false,
-                };
-                if cut {
-                    self.encode_word(&seg[word_start..i], out, s);
-                    word_start = i;
-                }
+        let mut from = 1usize;
+        while let Some(off) = seg
+            .get(from..)
+            .and_then(|r| r.iter().position(|&b| b == 0xE2))
+        {
+            let i = from + off;
+            from = i + 1;
+            if !seg[i..].starts_with(SPACE_MARK) || i <= word_start {
+                continue;
             }
-            prev_char_start = Some(i);
-            i += w;
+            // The character before the `▁` (walk back over at most three continuation bytes).
+            let mut p = i - 1;
+            while p > word_start && seg[p] & 0xC0 == 0x80 && i - p < 4 {
+                p -= 1;
+            }
+            let prev = &seg[p..i];
+            if prev == SPACE_MARK {
+                continue;
+            }
+            if prev
+                .last()
+                .is_some_and(|&l| self.no_split_last_byte[usize::from(l)])
+                && self.no_split_before_space.contains(&decode_char(prev))
+            {
+                continue;
+            }
+            self.encode_word(&seg[word_start..i], out, s);
+            word_start = i;
+            from = i + SPACE_MARK.len();
         }
         self.encode_word(&seg[word_start..], out, s);
     }
