@@ -248,8 +248,7 @@ pub fn convert(
     files.push(model);
 
     let n_params: u64 = planned.iter().map(|t| t.source.n_elements).sum();
-    let metadata = build_metadata(hf_dir, &config, &modules, &vocab, ty, n_params)?;
-    drop(vocab);
+    let metadata = build_metadata(hf_dir, &config, &modules, vocab, ty, n_params)?;
 
     let partial = PartialFile::new(out);
     let file = File::create(&partial.path).map_err(|source| ConvertError::Write {
@@ -281,9 +280,13 @@ pub fn convert(
     let count = planned.len();
     let mut bytes_done = 0u64;
     let mut encoder = tensors::Encoder::new();
+    let parsed = files
+        .iter()
+        .map(SafetensorsFile::parse)
+        .collect::<Result<Vec<_>, _>>()?;
     for (index, t) in planned.iter().enumerate() {
         let src_file = &files[t.source.file];
-        let st = src_file.parse()?;
+        let st = &parsed[t.source.file];
         let view = st
             .tensor(&t.source.hf_name)
             .map_err(|source| ConvertError::Safetensors {
@@ -380,7 +383,7 @@ fn build_metadata(
     hf_dir: &Path,
     config: &HfConfig,
     modules: &Modules,
-    vocab: &Vocab,
+    vocab: Vocab,
     ty: OutType,
     n_params: u64,
 ) -> Result<Vec<(String, OwnedValue)>, ConvertError> {
@@ -474,15 +477,15 @@ fn build_metadata(
     put("tokenizer.ggml.pre", OwnedValue::Str("default".to_owned()));
     put(
         "tokenizer.ggml.tokens",
-        OwnedValue::Array(OwnedArray::Str(vocab.tokens.clone())),
+        OwnedValue::Array(OwnedArray::Str(vocab.tokens)),
     );
     put(
         "tokenizer.ggml.scores",
-        OwnedValue::Array(OwnedArray::F32(vocab.scores.clone())),
+        OwnedValue::Array(OwnedArray::F32(vocab.scores)),
     );
     put(
         "tokenizer.ggml.token_type",
-        OwnedValue::Array(OwnedArray::I32(vocab.types.clone())),
+        OwnedValue::Array(OwnedArray::I32(vocab.types)),
     );
     for &(kind, id) in &vocab.special_ids {
         let key = match kind {

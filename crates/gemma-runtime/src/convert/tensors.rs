@@ -359,9 +359,9 @@ pub(crate) struct SafetensorsFile {
 impl SafetensorsFile {
     pub(crate) fn open(path: &Path) -> Result<Self, ConvertError> {
         let file = std::fs::File::open(path).map_err(|e| super::source::io_error(path, e))?;
-        // SAFETY: the map is read-only and private to this process; the converter only reads it
-        // (a checkpoint modified while it is being converted yields wrong values, never UB in
-        // safe code, since all reads go through `&[u8]` and every value is decoded explicitly).
+        // SAFETY: the file is opened read-only and only ever read through the map as `&[u8]`,
+        // every value decoded explicitly. As for every memory-mapped reader, this relies on no
+        // other process truncating or rewriting the checkpoint while it is being converted.
         let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|source| ConvertError::Read {
             path: path.to_path_buf(),
             source,
