@@ -1,13 +1,14 @@
-//! `cargo xtask embed [ARGS...]`: make sure the default model is there, then run `gemma-embed`.
+//! `cargo xtask embed [ARGS...]`: make sure the default model is there, then run
+//! `gemma-embed embed ARGS...` (release build): `cargo xtask embed "Hello, world!"`.
 
 use std::process::{Command, ExitCode};
 
 use gemma_runtime::convert::OutType;
 
-/// Arguments of `embed`: passed to `gemma-embed`.
+/// Arguments of `embed`: passed to `gemma-embed embed`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Arguments for `gemma-embed` (e.g. `"Hello, world!"`).
+    /// Arguments for `gemma-embed embed` (texts and options, e.g. `"Hello, world!"`).
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     args: Vec<String>,
 }
@@ -24,6 +25,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             "--package",
             "gemma-embed-cli",
             "--",
+            "embed",
         ])
         .args(&args.args)
         .status()?;

@@ -3,7 +3,7 @@
 //! * `fetch-model [--type q8_0,f32,...]` — download, verify, unpack and convert the model;
 //! * `convert HF_DIR --out FILE --type T` — run the converter on any checkpoint directory;
 //! * `test` — fetch the Q8_0 and F32 models, then `cargo test --workspace --release`;
-//! * `embed [ARGS...]` — fetch the default model, then run `gemma-embed` with `ARGS`;
+//! * `embed [ARGS...]` — fetch the default model, then run `gemma-embed embed ARGS...`;
 //! * `bench` — the standard benchmark set beside llama.cpp (see the `bench` module).
 //!
 //! Each command lives in its own module; this file only parses the command line.
@@ -34,7 +34,8 @@ enum Command {
     Convert(convert::Args),
     /// Fetch the Q8_0 and F32 models, then run `cargo test --workspace --release`.
     Test(test::Args),
-    /// Fetch the default (Q8_0) model, then run `gemma-embed` (release build) with the arguments.
+    /// Fetch the default (Q8_0) model, then run `gemma-embed embed` (release build) with the
+    /// arguments.
     Embed(embed::Args),
     /// Run the standard benchmarks (ggufembed beside llama.cpp) and print a markdown report.
     Bench(bench::BenchArgs),
