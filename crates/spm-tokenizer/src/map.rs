@@ -59,6 +59,21 @@ fn load_le(b: &[u8]) -> u64 {
     }
 }
 
+/// `a == b` for slices of equal length; 8..=16 bytes with two overlapping word compares instead of
+/// a `memcmp` call.
+#[inline(always)]
+fn eq_bytes(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    if (8..=16).contains(&n) {
+        load_le(&a[..8]) == load_le(&b[..8]) && load_le(&a[n - 8..]) == load_le(&b[n - 8..])
+    } else {
+        a == b
+    }
+}
+
 /// Packs 1..=7 bytes and their length into a non-zero `u64` (injective on such strings).
 #[inline(always)]
 fn pack_short(b: &[u8]) -> u64 {
@@ -311,7 +326,10 @@ impl PieceMap {
             }
             if s.tag == tag && s.len as usize == len {
                 let start = s.start as usize;
-                if arena.get(start..start + len) == Some(key) {
+                if arena
+                    .get(start..start + len)
+                    .is_some_and(|a| eq_bytes(a, key))
+                {
                     return Some(Hit {
                         id: s.id_flags & ID_MASK,
                         score: s.score,
@@ -347,6 +365,20 @@ mod tests {
             w[..n].copy_from_slice(&data[..n]);
             assert_eq!(load_le(&data[..n]), u64::from_le_bytes(w), "len {n}");
         }
+    }
+
+    #[test]
+    fn eq_bytes_matches_slice_eq() {
+        let a: Vec<u8> = (0..40).collect();
+        for n in 0..40 {
+            for flip in 0..n {
+                let mut b = a[..n].to_vec();
+                assert!(eq_bytes(&a[..n], &b));
+                b[flip] ^= 1;
+                assert!(!eq_bytes(&a[..n], &b), "len {n} flip {flip}");
+            }
+        }
+        assert!(!eq_bytes(b"abcdefgh", b"abcdefghi"));
     }
 
     #[test]

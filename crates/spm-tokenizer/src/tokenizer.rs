@@ -154,8 +154,6 @@ static NEXT_INSTANCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU6
 #[derive(Default)]
 struct Scratch {
     norm: Vec<u8>,
-    /// (start, end) byte offsets of the symbols of the current word.
-    syms: Vec<(u32, u32)>,
     heap: BinaryHeap<Bigram>,
     links: Vec<Link>,
     cache: WordCache,
@@ -205,11 +203,6 @@ impl Ord for Bigram {
             other.left.cmp(&self.left)
         }
     }
-}
-
-#[inline(always)]
-fn better(score: f32, best: f32, have_best: bool) -> bool {
-    !have_best || score > best
 }
 
 impl Tokenizer {
@@ -597,16 +590,17 @@ impl Tokenizer {
     /// Encodes many texts in parallel (rayon); the output is in input order.
     ///
     /// # Errors
-    /// The first error of [`Tokenizer::encode_with`] in input order.
+    /// The error of the first text (in input order) that [`Tokenizer::encode_with`] rejects.
     pub fn encode_batch<S: AsRef<str> + Sync>(
         &self,
         texts: &[S],
         opts: &EncodeOptions,
     ) -> Result<Vec<Vec<u32>>, TokenizerError> {
-        texts
+        let all: Vec<Result<Vec<u32>, TokenizerError>> = texts
             .par_iter()
             .map(|t| self.encode_with(t.as_ref(), opts))
-            .collect()
+            .collect();
+        all.into_iter().collect()
     }
 
     /// Decodes ids to text, leaving out CONTROL and UNKNOWN tokens; see [`Tokenizer::decode_with`].
@@ -851,63 +845,54 @@ impl Tokenizer {
 
     /// Merges one word's characters into pieces.
     fn merge_word(&self, word: &[u8], out: &mut Vec<u32>, s: &mut Scratch) {
-        if word.is_empty() {
-            return;
-        }
-        let syms = &mut s.syms;
-        syms.clear();
-        let mut i = 0usize;
-        while i < word.len() {
-            let w = utf8_width(word[i]).min(word.len() - i);
-            syms.push((i as u32, (i + w) as u32));
-            i += w;
-        }
-        if syms.len() == 1 {
-            self.emit_unmerged(word, out);
-            return;
-        }
-        if syms.len() > SMALL_WORD {
-            self.encode_word_heap(word, out, s);
-            return;
-        }
-        self.merge_small(word, &s.syms, out);
-    }
-
-    /// The merge loop for words of at most [`SMALL_WORD`] characters: symbols in fixed arrays
-    /// linked by index, the score of the pair starting at each live symbol beside it, and a scan for
-    /// the best pair (highest score, leftmost on ties) per merge. No allocation, no shifting.
-    fn merge_small(&self, word: &[u8], syms: &[(u32, u32)], out: &mut Vec<u32>) {
         const END: u8 = u8::MAX;
         const _: () = assert!(SMALL_WORD < END as usize);
-        let n = syms.len().min(SMALL_WORD);
+        // Symbols (one per character) in fixed arrays linked by index, the score of the pair
+        // starting at each live symbol beside it, and a scan for the best pair (highest score,
+        // leftmost on ties) per merge: no allocation, no shifting. Longer words go to the heap.
         let mut start = [0u32; SMALL_WORD];
         let mut end = [0u32; SMALL_WORD];
+        let mut small = [0u8; SMALL_WORD];
+        let mut n = 0usize;
+        let mut i = 0usize;
+        while i < word.len() {
+            if n == SMALL_WORD {
+                self.encode_word_heap(word, out, s);
+                return;
+            }
+            let w = utf8_width(word[i]).min(word.len() - i);
+            start[n] = i as u32;
+            end[n] = (i + w) as u32;
+            small[n] = alpha(&word[i..i + w]).map_or(END, |x| x as u8);
+            n += 1;
+            i += w;
+        }
+        if n <= 1 {
+            if n == 1 {
+                self.emit_unmerged(word, out);
+            }
+            return;
+        }
         let mut sym_id = [NONE; SMALL_WORD];
         let mut next = [END; SMALL_WORD];
         let mut prev = [END; SMALL_WORD];
         // Pair (k, next[k]): score and piece id (`NONE`: not a piece, or k is dead / last).
         let mut pscore = [0f32; SMALL_WORD];
         let mut pid = [NONE; SMALL_WORD];
-        for (k, &(a, b)) in syms[..n].iter().enumerate() {
-            start[k] = a;
-            end[k] = b;
-        }
         for k in 0..n - 1 {
             next[k] = (k + 1) as u8;
             prev[k + 1] = k as u8;
-            let (a, b) = (syms[k], syms[k + 1]);
-            let pa = alpha(&word[a.0 as usize..a.1 as usize]);
-            let pb = alpha(&word[b.0 as usize..b.1 as usize]);
-            (pscore[k], pid[k]) = match (pa, pb) {
-                (Some(x), Some(y)) => self.alpha_pairs[x * ALPHA + y],
-                _ => self.pair(&word[a.0 as usize..b.1 as usize]),
+            (pscore[k], pid[k]) = if small[k] != END && small[k + 1] != END {
+                self.alpha_pairs[usize::from(small[k]) * ALPHA + usize::from(small[k + 1])]
+            } else {
+                self.pair(&word[start[k] as usize..end[k + 1] as usize])
             };
         }
         loop {
             let mut best = usize::MAX;
             let mut best_score = 0.0f32;
-            for k in 0..n {
-                if pid[k] != NONE && better(pscore[k], best_score, best != usize::MAX) {
+            for k in 0..n - 1 {
+                if pid[k] != NONE && (best == usize::MAX || pscore[k] > best_score) {
                     best = k;
                     best_score = pscore[k];
                 }
@@ -951,15 +936,22 @@ impl Tokenizer {
     fn encode_word_heap(&self, word: &[u8], out: &mut Vec<u32>, s: &mut Scratch) {
         let links = &mut s.links;
         links.clear();
-        let n = s.syms.len();
-        for (k, &(a, b)) in s.syms.iter().enumerate() {
+        let mut i = 0usize;
+        while i < word.len() {
+            let w = utf8_width(word[i]).min(word.len() - i);
+            let k = links.len() as u32;
             links.push(Link {
-                start: a,
-                end: b,
-                prev: if k == 0 { NONE } else { k as u32 - 1 },
-                next: if k + 1 == n { NONE } else { k as u32 + 1 },
+                start: i as u32,
+                end: (i + w) as u32,
+                prev: k.checked_sub(1).unwrap_or(NONE),
+                next: k + 1,
                 id: NONE,
             });
+            i += w;
+        }
+        let n = links.len();
+        if let Some(last) = links.last_mut() {
+            last.next = NONE;
         }
         let heap = &mut s.heap;
         heap.clear();
