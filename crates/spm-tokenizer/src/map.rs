@@ -40,7 +40,7 @@ const K2: u64 = 0x94D0_49BB_1331_11EB;
 /// The bytes of `b` (at most 8) as a little-endian integer, zero-extended, with two overlapping
 /// fixed-size loads instead of a variable-length copy (which would be a `memcpy` call).
 #[inline(always)]
-fn load_le(b: &[u8]) -> u64 {
+pub(crate) fn load_le(b: &[u8]) -> u64 {
     let n = b.len();
     match n {
         0 => 0,
