@@ -60,6 +60,8 @@
 //! # }
 //! ```
 
+#[cfg(target_arch = "aarch64")]
+mod aarch64;
 mod acts;
 mod block;
 mod scalar;
@@ -220,6 +222,10 @@ enum Imp {
     Avx512Vnni(x86_64::avx512vnni::Avx512Vnni),
     #[cfg(target_arch = "x86_64")]
     Avx2(x86_64::avx2::Avx2),
+    #[cfg(target_arch = "aarch64")]
+    Neon(aarch64::neon::Neon),
+    #[cfg(target_arch = "aarch64")]
+    NeonDotprod(aarch64::neon::NeonDotprod),
 }
 
 /// The kernels of one backend. Get the process-wide choice with [`kernels()`].
@@ -266,6 +272,10 @@ impl Kernels {
             Backend::Avx512Vnni => x86_64::avx512vnni::Avx512Vnni::detect().map(Imp::Avx512Vnni),
             #[cfg(target_arch = "x86_64")]
             Backend::Avx2 => x86_64::avx2::Avx2::detect().map(Imp::Avx2),
+            #[cfg(target_arch = "aarch64")]
+            Backend::Neon => aarch64::neon::Neon::detect().map(Imp::Neon),
+            #[cfg(target_arch = "aarch64")]
+            Backend::NeonDotprod => aarch64::neon::NeonDotprod::detect().map(Imp::NeonDotprod),
             _ => None,
         };
         imp.map(|imp| Kernels { imp })
@@ -288,6 +298,10 @@ impl Kernels {
             Imp::Avx512Vnni(_) => Backend::Avx512Vnni,
             #[cfg(target_arch = "x86_64")]
             Imp::Avx2(_) => Backend::Avx2,
+            #[cfg(target_arch = "aarch64")]
+            Imp::Neon(_) => Backend::Neon,
+            #[cfg(target_arch = "aarch64")]
+            Imp::NeonDotprod(_) => Backend::NeonDotprod,
         }
     }
 
@@ -390,6 +404,10 @@ impl Kernels {
             Imp::Avx512Vnni(t) => t.matmul_q8_0(w, rows, acts, out),
             #[cfg(target_arch = "x86_64")]
             Imp::Avx2(t) => t.matmul_q8_0(w, rows, acts, out),
+            #[cfg(target_arch = "aarch64")]
+            Imp::Neon(t) => t.matmul_q8_0(w, rows, acts, out),
+            #[cfg(target_arch = "aarch64")]
+            Imp::NeonDotprod(t) => t.matmul_q8_0(w, rows, acts, out),
             _ => scalar::matmul_q8_0(w, rows, acts, out),
         }
     }
@@ -509,6 +527,10 @@ impl Kernels {
             Imp::Avx512Vnni(t) => t.dot(a, b),
             #[cfg(target_arch = "x86_64")]
             Imp::Avx2(t) => t.dot(a, b),
+            #[cfg(target_arch = "aarch64")]
+            Imp::Neon(t) => t.dot(a, b),
+            #[cfg(target_arch = "aarch64")]
+            Imp::NeonDotprod(t) => t.dot(a, b),
             _ => scalar::dot(a, b),
         })
     }
@@ -743,6 +765,14 @@ impl Kernels {
                     }
                     #[cfg(target_arch = "x86_64")]
                     Imp::Avx2(t) => {
+                        scalar::attention_rows(t, q, k, v, shape, h, qs, &mut scores, ob)
+                    }
+                    #[cfg(target_arch = "aarch64")]
+                    Imp::Neon(t) => {
+                        scalar::attention_rows(t, q, k, v, shape, h, qs, &mut scores, ob)
+                    }
+                    #[cfg(target_arch = "aarch64")]
+                    Imp::NeonDotprod(t) => {
                         scalar::attention_rows(t, q, k, v, shape, h, qs, &mut scores, ob)
                     }
                     _ => scalar::attention_rows(
