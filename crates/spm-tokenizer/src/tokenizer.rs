@@ -2,7 +2,6 @@
 //! with byte fallback, truncation, batch encoding and decoding.
 
 use std::cell::RefCell;
-use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 use std::path::Path;
 
@@ -172,36 +171,20 @@ struct Link {
     id: u32,
 }
 
-#[derive(Clone, Copy)]
-struct Bigram {
-    score: f32,
-    left: u32,
-    right: u32,
-    size: u32,
-    id: u32,
-}
+/// A queued pair for the priority-queue merge: `(key, right, size, id)`, ordered by `key` =
+/// score (as an order-preserving integer) above, inverted left index below, so the heap's maximum
+/// is the highest score and, on equal scores, the leftmost pair (llama.cpp's and SentencePiece's
+/// order). Integer keys make each heap comparison one instruction.
+type Bigram = (u64, u32, u32, u32);
 
-impl PartialEq for Bigram {
-    fn eq(&self, other: &Self) -> bool {
-        self.cmp(other) == Ordering::Equal
-    }
-}
-impl Eq for Bigram {}
-impl PartialOrd for Bigram {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Bigram {
-    /// Higher score first; on equal scores the leftmost pair (llama.cpp's and SentencePiece's order).
-    fn cmp(&self, other: &Self) -> Ordering {
-        if self.score > other.score {
-            Ordering::Greater
-        } else if self.score < other.score {
-            Ordering::Less
-        } else {
-            other.left.cmp(&self.left)
-        }
+/// Maps a score to a `u32` with the same order (`-0.0` and `0.0` equal, as in a float compare).
+#[inline(always)]
+fn score_key(score: f32) -> u32 {
+    let bits = (score + 0.0).to_bits();
+    if bits >> 31 == 1 {
+        !bits
+    } else {
+        bits | 0x8000_0000
     }
 }
 
@@ -891,11 +874,17 @@ impl Tokenizer {
         loop {
             let mut best = usize::MAX;
             let mut best_score = 0.0f32;
-            for k in 0..n - 1 {
+            let mut k = 0usize;
+            loop {
                 if pid[k] != NONE && (best == usize::MAX || pscore[k] > best_score) {
                     best = k;
                     best_score = pscore[k];
                 }
+                let nk = next[k];
+                if nk == END {
+                    break;
+                }
+                k = usize::from(nk);
             }
             if best == usize::MAX {
                 break;
@@ -962,40 +951,36 @@ impl Tokenizer {
             let (l, r) = (links[left as usize], links[right as usize]);
             let (score, id) = self.pair(&word[l.start as usize..r.end as usize]);
             if id != NONE {
-                heap.push(Bigram {
-                    score,
-                    left,
-                    right,
-                    size: r.end - l.start,
-                    id,
-                });
+                let key = (u64::from(score_key(score)) << 32) | u64::from(!left);
+                heap.push((key, right, r.end - l.start, id));
             }
         };
         for k in 1..n {
             try_add(heap, links, k as u32 - 1, k as u32);
         }
-        while let Some(bg) = heap.pop() {
-            let (l, r) = (links[bg.left as usize], links[bg.right as usize]);
+        while let Some((key, bg_right, bg_size, bg_id)) = heap.pop() {
+            let bg_left = !(key as u32);
+            let (l, r) = (links[bg_left as usize], links[bg_right as usize]);
             // Stale entry: one side was merged away or grew since the pair was queued.
             if l.end == l.start
                 || r.end == r.start
-                || (l.end - l.start) + (r.end - r.start) != bg.size
+                || (l.end - l.start) + (r.end - r.start) != bg_size
             {
                 continue;
             }
             {
-                let left = &mut links[bg.left as usize];
+                let left = &mut links[bg_left as usize];
                 left.end = r.end;
                 left.next = r.next;
-                left.id = bg.id;
+                left.id = bg_id;
             }
-            links[bg.right as usize].end = links[bg.right as usize].start;
+            links[bg_right as usize].end = links[bg_right as usize].start;
             if r.next != NONE {
-                links[r.next as usize].prev = bg.left;
+                links[r.next as usize].prev = bg_left;
             }
             let (prev, next) = (l.prev, r.next);
-            try_add(heap, links, prev, bg.left);
-            try_add(heap, links, bg.left, next);
+            try_add(heap, links, prev, bg_left);
+            try_add(heap, links, bg_left, next);
         }
         let mut k = 0u32;
         while k != NONE {
@@ -1103,6 +1088,32 @@ fn push_unescaped(out: &mut Vec<u8>, text: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn score_key_preserves_order() {
+        let xs = [
+            f32::NEG_INFINITY,
+            -1e30,
+            -255_504.0,
+            -1.5,
+            -1e-30,
+            -0.0,
+            0.0,
+            1e-30,
+            2.0,
+            1e30,
+            f32::INFINITY,
+        ];
+        for a in xs {
+            for b in xs {
+                assert_eq!(
+                    score_key(a).cmp(&score_key(b)),
+                    a.partial_cmp(&b).unwrap(),
+                    "{a} vs {b}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn inner_space_mark_detection() {
