@@ -220,15 +220,20 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let reps = if args.quick { 2 } else { 5 };
     if parts.contains(&Part::Cold) {
         eprintln!("bench: whole process, {HELLO:?}, {reps} runs each");
-        report.cold_ours = Some(env.ours_process(&[OsString::from(HELLO)], reps)?);
+        report.cold_ours = Some(env.ours_process(&[OsString::from(HELLO)], reps, true)?);
         if env.llama {
-            report.cold_llama =
-                Some(env.llama_process(&["once".into(), "--text".into(), HELLO.into()], reps)?);
+            report.cold_llama = Some(env.llama_process(
+                &["once".into(), "--text".into(), HELLO.into()],
+                reps,
+                true,
+            )?);
             report.python_import_ms = Some(env.python_import_ms(reps)?);
         }
     }
     if parts.contains(&Part::Docs) {
-        let reps = if args.quick { 1 } else { 3 };
+        // The cold-start runs already put the model file in the page cache.
+        let warmup = !parts.contains(&Part::Cold);
+        let reps = if args.quick { 1 } else { 2 };
         eprintln!("bench: whole process, {DOCS}, {reps} runs each");
         let docs = root.join(DOCS);
         report.docs_ours = Some(env.ours_process(
@@ -239,11 +244,13 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                 "jsonl".into(),
             ],
             reps,
+            warmup,
         )?);
         if env.llama {
             report.docs_llama = Some(env.llama_process(
                 &["file".into(), "--input".into(), docs.into_os_string()],
                 reps,
+                warmup,
             )?);
         }
     }
@@ -529,7 +536,7 @@ impl Env<'_> {
     }
 
     /// `gemma-embed embed --stats` with `extra` arguments, `reps` timed runs after one untimed one.
-    fn ours_process(&self, extra: &[OsString], reps: usize) -> Result<ProcessStats> {
+    fn ours_process(&self, extra: &[OsString], reps: usize, warmup: bool) -> Result<ProcessStats> {
         let mut args: Vec<OsString> = vec![
             "embed".into(),
             "--stats".into(),
@@ -541,7 +548,7 @@ impl Env<'_> {
         args.extend_from_slice(extra);
         let mut stats = ProcessStats::default();
         let (mut loads, mut embeds) = (Vec::new(), Vec::new());
-        for rep in 0..=reps {
+        for rep in usize::from(!warmup)..=reps {
             let out = run_measured(self.time_v, self.binary, &args)?;
             if rep == 0 {
                 continue; // page cache, first-run effects
@@ -565,7 +572,7 @@ impl Env<'_> {
     }
 
     /// The llama.cpp driver in `args[0]` mode as a whole process, like [`Env::ours_process`].
-    fn llama_process(&self, args: &[OsString], reps: usize) -> Result<ProcessStats> {
+    fn llama_process(&self, args: &[OsString], reps: usize, warmup: bool) -> Result<ProcessStats> {
         let mut full: Vec<OsString> = vec![self.root.join(LLAMA_DRIVER).into_os_string()];
         full.push(args[0].clone());
         full.extend([
@@ -577,7 +584,7 @@ impl Env<'_> {
         full.extend_from_slice(&args[1..]);
         let mut stats = ProcessStats::default();
         let (mut loads, mut embeds) = (Vec::new(), Vec::new());
-        for rep in 0..=reps {
+        for rep in usize::from(!warmup)..=reps {
             let out = run_measured(self.time_v, self.python, &full)?;
             if rep == 0 {
                 continue;
@@ -854,6 +861,19 @@ impl Report {
             }
         );
 
+        let busiest = [&self.load_before, &self.load_after]
+            .iter()
+            .filter_map(|l| l.as_deref()?.split_whitespace().next()?.parse::<f64>().ok())
+            .fold(0.0, f64::max);
+        if busiest > 1.0 {
+            let _ = writeln!(
+                w,
+                "**The machine was busy** (1-minute load average up to {busiest:.1} on {} cores): \
+                 these numbers are unreliable, llama.cpp's multi-threaded ones most (its workers \
+                 spin-wait for each other).\n",
+                self.cores
+            );
+        }
         if !self.warm_ours.is_empty() {
             let _ = writeln!(
                 w,
