@@ -578,6 +578,26 @@ mod tests {
     }
 
     #[test]
+    fn stamps_notice_changed_files() {
+        let cache = std::env::temp_dir().join(format!("xtask-stamps-{}", std::process::id()));
+        std::fs::create_dir_all(&cache).unwrap();
+        let file = cache.join("a.bin");
+        std::fs::write(&file, b"abc").unwrap();
+        let mut stamps = Stamps::default();
+        assert!(!stamps.is_valid(&cache, &file, "h"));
+        stamps.record(&cache, &file, "h").unwrap();
+        assert!(stamps.is_valid(&cache, &file, "h"));
+        assert!(!stamps.is_valid(&cache, &file, "other"));
+        stamps.save(&cache).unwrap();
+        assert!(Stamps::load(&cache).is_valid(&cache, &file, "h"));
+        std::fs::write(&file, b"abcd").unwrap();
+        assert!(!stamps.is_valid(&cache, &file, "h"));
+        std::fs::remove_file(&file).unwrap();
+        assert!(!stamps.is_valid(&cache, &file, "h"));
+        std::fs::remove_dir_all(&cache).unwrap();
+    }
+
+    #[test]
     fn the_pinned_list_is_the_golden_one() {
         let golden = include_str!("../../testdata/golden/model-source-wheels.sha256");
         assert_eq!(WHEEL_HASHES, golden);
