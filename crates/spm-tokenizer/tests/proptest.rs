@@ -110,6 +110,16 @@ impl Reference {
     }
 }
 
+/// The first 4 KiB of the real `tokenizer.model`.
+fn model_head() -> &'static [u8] {
+    static H: OnceLock<Vec<u8>> = OnceLock::new();
+    H.get_or_init(|| {
+        let mut b = std::fs::read(common::tokenizer_model_path()).unwrap();
+        b.truncate(4096);
+        b
+    })
+}
+
 fn piece() -> impl Strategy<Value = String> {
     prop_oneof![
         "[a-zA-Z]{1,12}",
@@ -207,6 +217,26 @@ proptest! {
             }
             let _ = t.decode(&ids).unwrap();
         }
+    }
+
+    /// Arbitrary and corrupted `tokenizer.model` bytes give a value or a typed error, never a panic.
+    #[test]
+    fn model_proto_never_panics(
+        junk in prop::collection::vec(any::<u8>(), 0..256),
+        cut in 0usize..4096,
+        flips in prop::collection::vec((0usize..4096, any::<u8>()), 0..8),
+    ) {
+        let _ = spm_tokenizer::proto::parse_model_proto(&junk);
+        let _ = Tokenizer::from_model_proto(&junk);
+        let real = model_head();
+        let mut bytes = real[..cut.min(real.len())].to_vec();
+        for (at, x) in flips {
+            if let Some(b) = bytes.get_mut(at) {
+                *b ^= x;
+            }
+        }
+        let _ = spm_tokenizer::proto::parse_model_proto(&bytes);
+        let _ = Tokenizer::from_model_proto(&bytes);
     }
 
     #[test]
