@@ -105,5 +105,37 @@ fn quantize(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, matmul, quantize);
+/// EmbeddingGemma's attention over 512 tokens (3 query heads, 1 KV head, dim 256), local
+/// (window 256) and global; single thread.
+fn attention(c: &mut Criterion) {
+    let (seq, nh, nkv, d) = (512, 3, 1, 256);
+    let q = values(seq * nh * d, 5);
+    let k = values(seq * nkv * d, 6);
+    let v = values(seq * nkv * d, 8);
+    let mut out = vec![0.0; seq * nh * d];
+    for kern in Kernels::available() {
+        if kern.backend() == Backend::Scalar {
+            continue;
+        }
+        let mut group = c.benchmark_group(format!("attention/{}", kern.name()));
+        group
+            .sample_size(10)
+            .warm_up_time(Duration::from_millis(300))
+            .measurement_time(Duration::from_secs(1));
+        for window in [Some(256), None] {
+            let name = format!("{seq}x{nh}x{d}/window-{window:?}");
+            group.bench_function(name, |b| {
+                b.iter(|| {
+                    kern.attention_single_thread(
+                        &q, &k, &v, seq, nh, nkv, d, 0.0625, window, &mut out,
+                    )
+                    .expect("valid shape")
+                })
+            });
+        }
+        group.finish();
+    }
+}
+
+criterion_group!(benches, matmul, quantize, attention);
 criterion_main!(benches);

@@ -438,9 +438,13 @@ impl Kernels {
         check_len("y", y.len(), mul("y", n, tokens)?)?;
         for_row_chunks(n, tokens, y, parallel, |rows, out| match self.imp {
             #[cfg(target_arch = "x86_64")]
-            Imp::Avx512Vnni(t) => {
-                t.matmul_rows16(&x86_64::avx512_f32::FloatRows { w, k }, k, rows, x, out)
-            }
+            Imp::Avx512Vnni(t) => t.matmul_rows16(
+                &x86_64::avx512_f32::FloatRows { w, stride: k },
+                k,
+                rows,
+                x,
+                out,
+            ),
             _ => scalar::matmul_float(w, k, rows, x, out),
         });
         Ok(())
@@ -755,6 +759,11 @@ impl Kernels {
         let block = |(bi, ob): (usize, &mut [f32])| {
             let q0 = bi * QUERY_BLOCK;
             let queries = q0..q0 + ob.len() / row;
+            #[cfg(target_arch = "x86_64")]
+            if let Imp::Avx512Vnni(t) = self.imp {
+                t.attention_block(q, k, v, shape, queries, ob);
+                return;
+            }
             let mut scores = Vec::new();
             for h in 0..shape.n_heads {
                 let qs = queries.clone();

@@ -13,6 +13,7 @@ use half::{bf16, f16};
 use super::avx512vnni::Avx512Vnni;
 use crate::block::{BlockQ8_0, QK8_0};
 use crate::scalar::{GELU_COEF_A, SQRT_2_OVER_PI};
+use crate::AttentionShape;
 
 /// Weight rows the f32 tile can read 16 values at a time, converted to f32.
 pub(crate) trait Rows16: Sync {
@@ -23,12 +24,12 @@ pub(crate) trait Rows16: Sync {
     unsafe fn load(&self, r: usize, j: usize, len: usize) -> __m512;
 }
 
-/// Row-major float weights (`n × k`).
+/// Row-major float weights: row `r` is `w[r·stride ..][..k]`.
 pub(crate) struct FloatRows<'a, T> {
     /// The weights.
     pub(crate) w: &'a [T],
-    /// Row length.
-    pub(crate) k: usize,
+    /// Distance between rows.
+    pub(crate) stride: usize,
 }
 
 /// Q8_0 weights, `nb` blocks per row.
@@ -92,7 +93,7 @@ impl<T: Load16> Rows16 for FloatRows<'_, T> {
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,f16c")]
     unsafe fn load(&self, r: usize, j: usize, len: usize) -> __m512 {
         // SAFETY: row r exists and j + len <= k (contract).
-        unsafe { T::load16(self.w.as_ptr().add(r * self.k + j), len) }
+        unsafe { T::load16(self.w.as_ptr().add(r * self.stride + j), len) }
     }
 }
 
@@ -431,5 +432,140 @@ impl crate::scalar::VecOps for Avx512Vnni {
     }
     fn softmax(self, x: &mut [f32]) {
         Avx512Vnni::softmax(self, x)
+    }
+}
+
+impl Avx512Vnni {
+    /// Attention of the query positions `queries` for every head; `out_block` holds those
+    /// positions' output rows (`queries.len() × n_heads × head_dim`). Shapes are checked.
+    ///
+    /// Per KV head, the queries of all heads sharing it are gathered into one matrix, the
+    /// scores against the union of their key windows are one f32 GEMM tile pass (each key
+    /// loaded once per 4 query rows), each row is masked to its own window and softmaxed, and
+    /// `P·V` runs in 4-row × 64-value register tiles.
+    pub(crate) fn attention_block(
+        self,
+        q: &[f32],
+        k: &[f32],
+        v: &[f32],
+        shape: &AttentionShape,
+        queries: Range<usize>,
+        out_block: &mut [f32],
+    ) {
+        let d = shape.head_dim;
+        let group = shape.n_heads / shape.n_kv_heads;
+        let q_stride = shape.n_heads * d;
+        let kv_stride = shape.n_kv_heads * d;
+        let qn = queries.len();
+        if qn == 0 {
+            return;
+        }
+        let k0 = shape.key_range(queries.start).start;
+        let k1 = shape.key_range(queries.end - 1).end;
+        let nk = k1 - k0;
+        let rows = qn * group;
+        let mut qbuf = vec![0.0f32; rows * d];
+        let mut s = vec![0.0f32; rows * nk];
+        for kvh in 0..shape.n_kv_heads {
+            for (ri, qr) in qbuf.chunks_exact_mut(d).enumerate() {
+                let (qi, g) = (queries.start + ri / group, ri % group);
+                let h = kvh * group + g;
+                qr.copy_from_slice(&q[qi * q_stride + h * d..qi * q_stride + (h + 1) * d]);
+            }
+            {
+                let mut outs: Vec<&mut [f32]> = s.chunks_exact_mut(nk).collect();
+                let keys = FloatRows {
+                    w: &k[kvh * d..],
+                    stride: kv_stride,
+                };
+                self.matmul_rows16(&keys, d, k0..k1, &qbuf, &mut outs);
+            }
+            for (ri, row) in s.chunks_exact_mut(nk).enumerate() {
+                let kr = shape.key_range(queries.start + ri / group);
+                let (a, b) = (kr.start - k0, kr.end - k0);
+                row[..a].fill(0.0);
+                row[b..].fill(0.0);
+                self.scale_mul(&mut row[a..b], shape.scale, None);
+                self.softmax(&mut row[a..b]);
+            }
+            let vv = &v[kvh * d..];
+            let mut r0 = 0;
+            while r0 < rows {
+                let nr = (rows - r0).min(4);
+                let mut c0 = 0;
+                while c0 < d {
+                    let nc = (d - c0).min(64);
+                    let mut tile = [[0.0f32; 64]; 4];
+                    // SAFETY: `self` proves the features; `s` has rows·nk probabilities, rows
+                    // r0..r0+nr exist; keys k0..k1 of `vv` have values c0..c0+nc at stride
+                    // kv_stride (shapes checked by the dispatcher).
+                    unsafe {
+                        pv_tile(
+                            &s[r0 * nk..],
+                            nk,
+                            nr,
+                            vv,
+                            kv_stride,
+                            k0..k1,
+                            c0,
+                            nc,
+                            &mut tile,
+                        )
+                    };
+                    for (i, t) in tile.iter().enumerate().take(nr) {
+                        let ri = r0 + i;
+                        let (qi, g) = (ri / group, ri % group);
+                        let h = kvh * group + g;
+                        let o = qi * q_stride + h * d + c0;
+                        out_block[o..o + nc].copy_from_slice(&t[..nc]);
+                    }
+                    c0 += nc;
+                }
+                r0 += nr;
+            }
+        }
+    }
+}
+
+/// `tile[i][c] = Σ_j p[i·nk + j − k0]·v[j·stride + c0 + c]` for rows `i < nr`, `c < nc ≤ 64`,
+/// keys `j ∈ keys`.
+///
+/// # Safety
+/// AVX-512 F and FMA; `p` holds `nr` rows of `nk = keys.len()` values; `v` has the values
+/// `j·stride + c0 .. j·stride + c0 + nc` for every key `j`.
+#[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
+#[target_feature(enable = "avx512f,fma")]
+unsafe fn pv_tile(
+    p: &[f32],
+    nk: usize,
+    nr: usize,
+    v: &[f32],
+    stride: usize,
+    keys: Range<usize>,
+    c0: usize,
+    nc: usize,
+    tile: &mut [[f32; 64]; 4],
+) {
+    let masks: [__mmask16; 4] = core::array::from_fn(|u| mask(nc.saturating_sub(16 * u)));
+    let mut acc = [[_mm512_setzero_ps(); 4]; 4];
+    for (jj, j) in keys.enumerate() {
+        // SAFETY: value lanes c0+16u.. are masked to nc; probabilities are in p's nr rows.
+        unsafe {
+            let base = v.as_ptr().add(j * stride + c0);
+            let vv: [__m512; 4] =
+                core::array::from_fn(|u| _mm512_maskz_loadu_ps(masks[u], base.add(16 * u)));
+            for (i, acc) in acc.iter_mut().enumerate().take(nr) {
+                let pv = _mm512_set1_ps(*p.get_unchecked(i * nk + jj));
+                for u in 0..4 {
+                    acc[u] = _mm512_fmadd_ps(pv, vv[u], acc[u]);
+                }
+            }
+        }
+    }
+    for (t, a) in tile.iter_mut().zip(acc) {
+        for u in 0..4 {
+            // SAFETY: `t` has 64 f32s; 16u..16u+16 is in range.
+            unsafe { _mm512_storeu_ps(t.as_mut_ptr().add(16 * u), a[u]) };
+        }
     }
 }
