@@ -24,11 +24,21 @@
 //! ```
 //!
 //! # Performance
-//! The vocabulary lives in one byte arena with an open-addressing table keyed by piece bytes, so
-//! building from 262,144 pieces allocates a handful of buffers, and the merge loop looks pieces up
-//! by slices of the input without creating strings. Text is cut into words before `▁` wherever the
-//! vocabulary proves no piece can span the cut; short words are merged by scanning a small array of
-//! pair scores, long ones with a priority queue. Scratch buffers are reused per thread.
+//! The vocabulary lives in one byte arena with open-addressing tables keyed by piece bytes, so
+//! building from 262,144 pieces allocates a handful of buffers (the tables and the per-piece scan
+//! are built in parallel), and the merge loop looks pieces up by slices of the input without
+//! creating strings. Text is cut into words before `▁` wherever the vocabulary proves no piece can
+//! span the cut; short words are merged in fixed stack arrays, long ones with a priority queue.
+//!
+//! Each thread that encodes keeps scratch buffers and a bounded cache of word encodings (at most
+//! 16,384 words of up to 64 bytes, about 1 MB), so repeated words skip merging; the cache belongs to
+//! one tokenizer at a time and [`Tokenizer::clear_thread_cache`] empties it. Results never depend on
+//! the cache.
+//!
+//! # Limits
+//! Only BPE-type SentencePiece models with identity normalization are read from `tokenizer.model`
+//! (Gemma, Llama 2 and similar); unigram models and precompiled character maps are rejected with
+//! [`TokenizerError::UnsupportedValue`].
 
 mod cache;
 mod error;
