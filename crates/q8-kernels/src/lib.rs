@@ -14,6 +14,26 @@
 //! a name the CPU or the build cannot run is an error, never a silent fallback.
 //! [`Kernels::with_backend`] builds a specific one (tests, benchmarks).
 //!
+//! | backend | Q8_0 × int8 activations | Q8_0 × f32 activations, float weights | f32 ops |
+//! |---|---|---|---|
+//! | `avx512vnni` | 4 rows × 32 tokens `VPDPBUSD` tiles | 4 × 4 FMA tiles | AVX-512 (attention as tiles) |
+//! | `avx2` | 4 rows × 2 tokens `VPMADDUBSW` | scalar | dot/axpy in AVX2, rest scalar |
+//! | `neon`, `neon-dotprod` | 2 × 2, `SMULL`/`SADALP` or `SDOT` | scalar | dot/axpy in NEON, rest scalar |
+//! | `scalar` | plain Rust reference | plain Rust | plain Rust |
+//!
+//! Every SIMD backend's Q8_0 × int8 result is bit-identical to the scalar one for the same
+//! quantized activations (exact block integers, then `fma(I, dw·da, acc)` in block order).
+//! Weights are used in place (no repacking, no extra memory); the activation layout is chosen
+//! by the backend when [`Kernels::quantize_activations`] runs, so a [`QuantizedActivations`]
+//! only works with the `Kernels` that filled it.
+//!
+//! # Which activation precision
+//!
+//! [`ActivationPrecision::Int8`] is llama.cpp's choice and the fastest (≈ 200+ GOP/s per Zen 4
+//! core from 32 tokens up); [`ActivationPrecision::Int8x2`] keeps ~16 bits of every activation
+//! for exactly twice the int8 work (≈ 110 GOP/s); [`ActivationPrecision::F32`] is exact for
+//! about 3× the Int8x2 time. See `examples/gops.rs` and `benches/matmul.rs`.
+//!
 //! # Layouts
 //!
 //! * A weight matrix with GGUF shape `ne = [k, n]` is `n` rows of `k` values, row-major; for
