@@ -29,6 +29,16 @@ fn main() {
         .unwrap_or(474.0);
     // Optional filters: GOPS_BACKEND=avx512vnni GOPS_TOKENS=1,32 GOPS_PRECISION=Int8
     let only: Option<String> = std::env::var("GOPS_BACKEND").ok();
+    // GOPS_THREADS=N: time the parallel `matmul_q8_0` on a rayon pool of N threads instead.
+    let threads: Option<usize> = std::env::var("GOPS_THREADS")
+        .ok()
+        .and_then(|t| t.parse().ok());
+    let pool = threads.map(|t| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(t)
+            .build()
+            .expect("thread pool")
+    });
     let tokens_list: Vec<usize> = std::env::var("GOPS_TOKENS")
         .ok()
         .map(|s| s.split(',').filter_map(|t| t.parse().ok()).collect())
@@ -76,14 +86,17 @@ fn main() {
                     let mut best = f64::INFINITY;
                     let reps = ((2e8 / ops) as usize).clamp(1, 2000);
                     // The matmul alone: one quantization serves several matmuls (q/k/v,
-                    // gate/up); its cost is printed separately below.
+                    // gate/up); `cargo bench -p q8-kernels -- quantize` times it.
                     kern.quantize_activations(&x, k, precision, &mut acts)
                         .unwrap();
                     for _ in 0..5 {
                         let start = Instant::now();
                         for _ in 0..reps {
-                            kern.matmul_q8_0_single_thread(&w, n, &acts, &mut y)
-                                .unwrap();
+                            match &pool {
+                                Some(p) => p.install(|| kern.matmul_q8_0(&w, n, &acts, &mut y)),
+                                None => kern.matmul_q8_0_single_thread(&w, n, &acts, &mut y),
+                            }
+                            .unwrap();
                         }
                         best = best.min(start.elapsed().as_secs_f64() / reps as f64);
                     }

@@ -1042,8 +1042,15 @@ where
         f(0..n, &mut out);
         return;
     }
-    // About 4 chunks per thread for load balance, each a multiple of ROW_ALIGN rows.
-    let chunk = n.div_ceil(threads * 4).div_ceil(ROW_ALIGN) * ROW_ALIGN;
+    // About 4 chunks per thread for load balance, but only one per thread for small products
+    // (a few µs of work, where waking threads costs as much as the imbalance); each chunk a
+    // multiple of ROW_ALIGN rows.
+    let per_thread = if n.saturating_mul(tokens) < 4096 {
+        1
+    } else {
+        4
+    };
+    let chunk = n.div_ceil(threads * per_thread).div_ceil(ROW_ALIGN) * ROW_ALIGN;
     let n_chunks = n.div_ceil(chunk);
     let mut parts: Vec<(Range<usize>, Vec<&mut [f32]>)> = (0..n_chunks)
         .map(|c| {
