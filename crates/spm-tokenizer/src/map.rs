@@ -137,15 +137,15 @@ fn table_size(n: usize) -> usize {
     (n.saturating_mul(5) / 3).max(16).next_power_of_two()
 }
 
-/// `items` (each with its home slot) reordered by home slot's top bits, keeping the input order
-/// within a group (so duplicates stay in id order).
+/// `items` (each with its hash; home slot = hash & `mask`) reordered by home slot's top bits,
+/// keeping the input order within a group (so duplicates stay in id order).
 fn bucket_sort<T: Copy>(items: &[(u32, T)], mask: usize) -> Vec<(u32, T)> {
     let bits = mask.count_ones();
     let shift = bits.saturating_sub(16);
     let nb = (mask >> shift) + 1;
     let mut counts = vec![0u32; nb + 1];
     for &(h, _) in items {
-        counts[(h as usize >> shift) + 1] += 1;
+        counts[((h as usize & mask) >> shift) + 1] += 1;
     }
     for i in 0..nb {
         counts[i + 1] += counts[i];
@@ -155,7 +155,7 @@ fn bucket_sort<T: Copy>(items: &[(u32, T)], mask: usize) -> Vec<(u32, T)> {
     };
     let mut out = vec![first; items.len()];
     for &it in items {
-        let b = it.0 as usize >> shift;
+        let b = (it.0 as usize & mask) >> shift;
         out[counts[b] as usize] = it;
         counts[b] += 1;
     }
@@ -183,13 +183,13 @@ impl PieceMap {
         let flags = |i: usize| i as u32 | if mergeable(i) { MERGEABLE } else { 0 };
         let ((short, short_mask), (long, long_mask)) = rayon::join(
             || {
-                let n_short = (0..n).filter(|&i| (1..=7).contains(&len(i))).count();
-                let size = table_size(n_short);
-                let mask = size - 1;
-                let mut items: Vec<(u32, ShortSlot)> = Vec::with_capacity(n_short);
+                // Capacity for every piece: untouched capacity costs address space, not memory,
+                // and saves a counting pass. Items carry the low 32 hash bits (tables have at
+                // most 2^31 slots), the home slot is taken once the table size is known.
+                let mut items: Vec<(u32, ShortSlot)> = Vec::with_capacity(n);
                 for i in (0..n).filter(|&i| (1..=7).contains(&len(i))) {
                     let key = pack_short(&arena[offsets[i] as usize..offsets[i + 1] as usize]);
-                    let home = (hash_short(key) as usize & mask) as u32;
+                    let home = hash_short(key) as u32;
                     let id_flags = flags(i);
                     let score = scores[i];
                     items.push((
@@ -201,6 +201,8 @@ impl PieceMap {
                         },
                     ));
                 }
+                let size = table_size(items.len());
+                let mask = size - 1;
                 let mut table = vec![
                     ShortSlot {
                         key: 0,
@@ -209,8 +211,8 @@ impl PieceMap {
                     };
                     size
                 ];
-                for (home, new) in bucket_sort(&items, mask) {
-                    let mut i = home as usize;
+                for (h, new) in bucket_sort(&items, mask) {
+                    let mut i = h as usize & mask;
                     loop {
                         let s = &mut table[i];
                         if s.key == 0 {
@@ -229,17 +231,14 @@ impl PieceMap {
                 (table, mask)
             },
             || {
-                let n_long = (0..n).filter(|&i| len(i) > 7).count();
-                let size = table_size(n_long);
-                let mask = size - 1;
-                let mut items: Vec<(u32, LongSlot)> = Vec::with_capacity(n_long);
+                let mut items: Vec<(u32, LongSlot)> = Vec::with_capacity(n);
                 for i in (0..n).filter(|&i| len(i) > 7) {
                     let (start, end) = (offsets[i], offsets[i + 1]);
                     let h = hash_long(&arena[start as usize..end as usize]);
                     let id_flags = flags(i);
                     let score = scores[i];
                     items.push((
-                        (h as usize & mask) as u32,
+                        h as u32,
                         LongSlot {
                             tag: (h >> 32) as u32,
                             id_flags,
@@ -249,6 +248,8 @@ impl PieceMap {
                         },
                     ));
                 }
+                let size = table_size(items.len());
+                let mask = size - 1;
                 let mut table = vec![
                     LongSlot {
                         tag: 0,
@@ -259,8 +260,8 @@ impl PieceMap {
                     };
                     size
                 ];
-                for (home, new) in bucket_sort(&items, mask) {
-                    let mut i = home as usize;
+                for (h, new) in bucket_sort(&items, mask) {
+                    let mut i = h as usize & mask;
                     loop {
                         let s = &mut table[i];
                         if s.id_flags == NONE {
