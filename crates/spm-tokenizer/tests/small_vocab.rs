@@ -239,3 +239,18 @@ fn rejects_bad_vocabularies() {
         Err(TokenizerError::Io { .. })
     ));
 }
+
+#[test]
+fn word_cache_is_per_tokenizer() {
+    let a = tok(true, config());
+    let (mut p, s, t) = vocab(true);
+    p[9] = "xy".to_owned(); // B has no "ab" piece
+    let b = Tokenizer::from_parts(&p, s, t, config()).unwrap();
+    for _ in 0..3 {
+        assert_eq!(a.encode("abab abab"), vec![2, 7, 11, 8, 6, 7, 11, 8, 1]);
+        assert_eq!(b.encode("abab abab"), vec![2, 7, 11, 8, 6, 7, 11, 8, 1]);
+        assert_eq!(a.encode("ab"), vec![2, 9, 1]);
+        assert_eq!(b.encode("ab"), vec![2, 7, 8, 1]);
+        Tokenizer::clear_thread_cache();
+    }
+}
