@@ -183,10 +183,11 @@ fn special_vocab(
     let mut ids: Vec<(&'static str, u32)> = Vec::new();
     let mut flags: Vec<(&'static str, bool)> = Vec::new();
     let set_id = |ids: &mut Vec<(&'static str, u32)>, kind: &'static str, id: Option<u64>| {
-        let Some(id) = id else { return };
+        let Some(id) = id.and_then(|i| u32::try_from(i).ok()) else {
+            return;
+        };
         if (id as usize) < n_vocab && !ids.iter().any(|(k, _)| *k == kind) {
-            // n_vocab <= 2^24, so the id fits.
-            ids.push((kind, id as u32));
+            ids.push((kind, id));
         }
     };
     let set_flag =
