@@ -39,33 +39,8 @@ impl Avx2 {
         acts: &QuantizedActivations,
         out: &mut [&mut [f32]],
     ) {
-        let nb = acts.blocks_per_token();
-        match acts.precision {
-            Some(ActivationPrecision::Int8) => {
-                // SAFETY: `self` proves AVX2/FMA/F16C; `w` has n·nb blocks with rows ⊆ 0..n;
-                // `acts.hi`/`acts.d` hold tokens·k values and tokens·nb scales; out[t] has
-                // rows.len() values (all checked by the dispatcher).
-                unsafe { gemm(w, nb, rows, &acts.hi, &acts.d, out) }
-            }
-            Some(ActivationPrecision::Int8x2) => {
-                // Two passes, high then low part, added like the scalar backend does.
-                let d_lo: Vec<f32> = acts.d.iter().map(|&d| d / LO_DIV).collect();
-                let mut lo: Vec<Vec<f32>> = out.iter().map(|o| vec![0.0; o.len()]).collect();
-                let mut lo_refs: Vec<&mut [f32]> =
-                    lo.iter_mut().map(|v| v.as_mut_slice()).collect();
-                // SAFETY: as above; `lo_refs` has the shape of `out`.
-                unsafe {
-                    gemm(w, nb, rows.clone(), &acts.hi, &acts.d, out);
-                    gemm(w, nb, rows, &acts.lo, &d_lo, &mut lo_refs);
-                }
-                for (o, l) in out.iter_mut().zip(&lo) {
-                    for (a, b) in o.iter_mut().zip(l) {
-                        *a += b;
-                    }
-                }
-            }
-            _ => crate::scalar::matmul_q8_0(w, rows, acts, out),
-        }
+        // SAFETY: `self` proves AVX2, FMA and F16C.
+        unsafe { matmul_q8_0_portable(w, rows, acts, out) }
     }
 
     /// `Σ a[i]·b[i]` (equal lengths).
@@ -78,6 +53,48 @@ impl Avx2 {
     pub(crate) fn axpy(self, a: f32, x: &[f32], y: &mut [f32]) {
         // SAFETY: `self` proves AVX2 + FMA; callers pass equal lengths.
         unsafe { axpy_impl(a, x, y) }
+    }
+}
+
+/// The Q8_0 matmul over activations in the portable layout; `out[t]` is token `t`'s part of
+/// `y` for `rows`. Also used by the AVX-512 backend for 1–2 Int8 tokens, where this
+/// kernel's 4 rows × 2 tokens beat the 4-token-wide VNNI tile.
+///
+/// # Safety
+/// AVX2, FMA and F16C must be available; the shapes must be the dispatcher's checked ones
+/// (`w` has `nb` blocks for every row in `rows`, `acts` holds `out.len()` tokens in the
+/// portable layout, every `out[t]` has `rows.len()` values).
+pub(crate) unsafe fn matmul_q8_0_portable(
+    w: &[BlockQ8_0],
+    rows: Range<usize>,
+    acts: &QuantizedActivations,
+    out: &mut [&mut [f32]],
+) {
+    let nb = acts.blocks_per_token();
+    match acts.precision {
+        Some(ActivationPrecision::Int8) => {
+            // SAFETY: AVX2/FMA/F16C are this function's contract; `w` has n·nb blocks with rows ⊆ 0..n;
+            // `acts.hi`/`acts.d` hold tokens·k values and tokens·nb scales; out[t] has
+            // rows.len() values (all checked by the dispatcher).
+            unsafe { gemm(w, nb, rows, &acts.hi, &acts.d, out) }
+        }
+        Some(ActivationPrecision::Int8x2) => {
+            // Two passes, high then low part, added like the scalar backend does.
+            let d_lo: Vec<f32> = acts.d.iter().map(|&d| d / LO_DIV).collect();
+            let mut lo: Vec<Vec<f32>> = out.iter().map(|o| vec![0.0; o.len()]).collect();
+            let mut lo_refs: Vec<&mut [f32]> = lo.iter_mut().map(|v| v.as_mut_slice()).collect();
+            // SAFETY: as above; `lo_refs` has the shape of `out`.
+            unsafe {
+                gemm(w, nb, rows.clone(), &acts.hi, &acts.d, out);
+                gemm(w, nb, rows, &acts.lo, &d_lo, &mut lo_refs);
+            }
+            for (o, l) in out.iter_mut().zip(&lo) {
+                for (a, b) in o.iter_mut().zip(l) {
+                    *a += b;
+                }
+            }
+        }
+        _ => crate::scalar::matmul_q8_0(w, rows, acts, out),
     }
 }
 

@@ -83,6 +83,12 @@ impl Avx512Vnni {
                 self.matmul_rows16(&rows16, acts.k, rows, &acts.f32, out)
             }
             None => crate::scalar::matmul_q8_0(w, rows, acts, out),
+            Some(_) if acts.packed.is_empty() => {
+                // 1–2 Int8 tokens were quantized in the portable layout (see lib.rs).
+                // SAFETY: `self` proves AVX2, FMA and F16C (checked in `detect`); the shapes
+                // are the dispatcher's checked ones.
+                unsafe { super::avx2::matmul_q8_0_portable(w, rows, acts, out) }
+            }
             Some(p) => {
                 // SAFETY: `self` proves the CPU features; `w` has `n·nb` blocks with
                 // `rows ⊆ 0..n`, `acts.packed` holds the packed layout for `acts.tokens` tokens
