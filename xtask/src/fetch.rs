@@ -16,7 +16,8 @@
 //! a full disk leaves nothing that looks finished, and a rerun starts the step again. What has
 //! been verified is recorded in `<cache>/fetch-stamps.json` (size and modification time of each
 //! file with the hash it was checked against), so a run with everything in place only looks at
-//! file metadata and finishes at once.
+//! file metadata and finishes at once. Two fetches on the same cache take turns
+//! (`<cache>/.fetch.lock`).
 
 use std::collections::BTreeMap;
 use std::fs::File;

@@ -9,6 +9,21 @@
 //! (`q8_0`, `f32`, `f16`, `bf16`). Only `general.name` depends on the input directory's name,
 //! exactly as in llama.cpp.
 //!
+//! ```no_run
+//! use std::path::Path;
+//! use gemma_runtime::convert::{convert, OutType};
+//!
+//! let ty: OutType = "q8_0".parse()?;
+//! let summary = convert(
+//!     Path::new("embeddinggemma-300m"),
+//!     Path::new("embeddinggemma-300m-q8_0.gguf"),
+//!     ty,
+//!     &mut |p| eprint!("\r{:>3}/{} {}", p.index + 1, p.count, p.tensor),
+//! )?;
+//! println!("{} tensors, {} bytes", summary.n_tensors, summary.file_size);
+//! # Ok::<(), gemma_runtime::convert::ConvertError>(())
+//! ```
+//!
 //! # Memory
 //!
 //! Tensors are converted one chunk (1 Mi elements) at a time from a memory map of the
