@@ -43,6 +43,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .collect();
         ids_of.insert(text, ids);
     }
+    // PRECISION_MAX_TOKENS=N skips longer rows (quick checks).
+    let max_tokens: usize = std::env::var("PRECISION_MAX_TOKENS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(usize::MAX);
     let mut rows = Vec::new();
     for line in std::fs::read_to_string(format!("{GOLDEN}/embeddings.jsonl"))?.lines() {
         let v: serde_json::Value = serde_json::from_str(line)?;
@@ -55,6 +60,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let eos = ids[ids.len() - 1];
             ids.truncate(2047);
             ids.push(eos);
+        }
+        if ids.len() > max_tokens {
+            continue;
         }
         let dim = v["dim"].as_u64().ok_or("dim")? as usize;
         let emb: Vec<f32> = v["embedding"]
@@ -90,6 +98,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     / (n * g)
             })
             .collect();
+        let mut worst: Vec<(f64, usize)> = cos.iter().zip(&rows).map(|(c, r)| (*c, r.0.len())).collect();
+        worst.sort_by(|a, b| a.0.total_cmp(&b.0));
+        println!("  worst (cosine, tokens): {:?}", &worst[..3.min(worst.len())]);
         cos.sort_by(f64::total_cmp);
         let mean = cos.iter().sum::<f64>() / cos.len() as f64;
         println!(

@@ -23,7 +23,7 @@ mod error;
 mod gemma;
 mod model;
 pub mod testing;
-pub mod tokenizer;
+mod tokenizer;
 mod weights;
 
 pub use error::RuntimeError;

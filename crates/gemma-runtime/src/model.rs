@@ -17,7 +17,7 @@ pub trait EmbeddingModel: Send + Sync {
     fn info(&self) -> &ModelInfo;
 
     /// The tokenizer stored in the same file.
-    fn tokenizer(&self) -> &crate::tokenizer::Tokenizer;
+    fn tokenizer(&self) -> &spm_tokenizer::Tokenizer;
 
     /// One sequence of token ids (already with bos/eos, already truncated to
     /// [`ModelInfo::context_length`]) → the model's output vector: after pooling and the Dense

@@ -98,7 +98,7 @@ pub(crate) struct GemmaModel {
     file: Gguf<Mmap>,
     cfg: GemmaConfig,
     info: ModelInfo,
-    tokenizer: crate::tokenizer::Tokenizer,
+    tokenizer: spm_tokenizer::Tokenizer,
     kern: &'static Kernels,
     precision: Precision,
     token_embd: Matrix,
@@ -276,7 +276,7 @@ impl EmbeddingModel for GemmaModel {
         &self.info
     }
 
-    fn tokenizer(&self) -> &crate::tokenizer::Tokenizer {
+    fn tokenizer(&self) -> &spm_tokenizer::Tokenizer {
         &self.tokenizer
     }
 
