@@ -7,7 +7,8 @@
 Each sample's stack is walked from the leaf up; the first frame that names a known part of the
 forward pass (attention, the int8 GEMM, activation quantization, ...) takes the sample. Library
 calls made on behalf of a kernel (`fmaf`, `roundf`, `tanhf`, `memset`, ...) are charged to that
-kernel, so `fmaf` called from attention counts as attention. Needs `perf` (`apt-get install
+kernel, so `fmaf` called from attention counts as attention; attention, the tokenizer and the
+model load own everything beneath them (the attention kernel's f32 tile GEMM is attention). Needs `perf` (`apt-get install
 linux-perf`); uses the `cpu-clock` software event, which works where hardware counters do not.
 Stacks come from DWARF unwinding (`--call-graph dwarf`), so the release profile's line tables are
 enough.
@@ -21,21 +22,25 @@ import subprocess
 import sys
 import tempfile
 
-# (category, regex on the symbol), first match wins; checked for each frame from the leaf up.
-CATEGORIES = [
+# Categories that own everything that runs beneath them: a sample with any frame matching one of
+# these belongs to it (the attention kernel calls the f32 tile GEMM, the loader calls the GGUF
+# reader, ...).
+OWNERS = [
     ("attention", r"attention"),
-    ("matmul int8 (AVX-512 VNNI GEMM)", r"gemm_int8|avx512vnni.*matmul"),
-    ("activation quantize + pack", r"quantize_portable|quantize_activations|avx512vnni::pack|quantize_packed"),
-    ("matmul Q8_0, f32 activations (scalar)", r"scalar::matmul_q8_0"),
-    ("matmul float weights", r"matmul_float|matmul_f32|matmul_f16|matmul_bf16"),
+    ("model load (GGUF parse, checks, tokenizer build)", r"gemma_runtime::gemma::load|gemma_runtime::model::open|Model::open|gguf::"),
+    ("tokenizer", r"spm_tokenizer"),
+]
+# The others: the first frame from the leaf up that matches one, in this order.
+CATEGORIES = [
+    ("matmul Q8_0 × int8 activations (AVX-512 VNNI GEMM)", r"gemm_int8"),
+    ("activation quantize + pack", r"quantize_portable|quantize_activations|quantize_pack|quantize_block|avx512vnni::pack"),
+    ("matmul with f32 activations / float weights (Dense)", r"matmul_rows16|matmul_float|scalar::matmul_q8_0|matmul_f32|matmul_f16|matmul_bf16"),
     ("GeGLU", r"geglu|gelu"),
     ("RMSNorm", r"rms_norm"),
     ("RoPE", r"rope"),
     ("softmax", r"softmax"),
-    ("pooling / dense / normalize", r"mean_pool|l2_normalize|pool"),
-    ("residual add / scale", r"add_assign|Kernels::scale"),
-    ("tokenizer", r"spm_tokenizer"),
-    ("model load (GGUF parse, checks)", r"gguf::|gemma_runtime::gemma::load|gemma_runtime::model::open|from_gguf"),
+    ("pooling / normalize", r"mean_pool|l2_normalize"),
+    ("residual add / scale", r"add_assign|Kernels::scale|scale_mul"),
     ("thread pool (rayon)", r"rayon|crossbeam"),
 ]
 # Frames that are helpers of whatever called them.
@@ -48,6 +53,9 @@ HELPERS = re.compile(
 
 def classify(frames):
     """frames: symbols from the leaf up."""
+    for name, rx in OWNERS:
+        if any(re.search(rx, sym) for sym in frames):
+            return name
     for sym in frames:
         for name, rx in CATEGORIES:
             if re.search(rx, sym):
