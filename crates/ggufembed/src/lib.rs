@@ -80,8 +80,8 @@ pub use paths::{
 
 /// The Hugging Face → GGUF converter (re-exported from `gemma-runtime`).
 pub use gemma_runtime::convert;
-pub use gemma_runtime::tokenizer::Tokenizer;
 pub use gemma_runtime::{EmbeddingModel, ModelInfo, RuntimeError};
+pub use spm_tokenizer::Tokenizer;
 pub use spm_tokenizer::TokenizerError;
 
 /// The SentencePiece tokenizer crate (for [`tokenizer::EncodeOptions`] and friends).

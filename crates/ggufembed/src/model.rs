@@ -3,10 +3,10 @@
 use std::borrow::Borrow;
 use std::path::{Path, PathBuf};
 
-use gemma_runtime::tokenizer::Tokenizer;
 use gemma_runtime::{EmbeddingModel, ModelInfo, RuntimeOptions};
 use rayon::prelude::*;
 use spm_tokenizer::EncodeOptions;
+use spm_tokenizer::Tokenizer;
 
 use crate::error::{Error, Result};
 use crate::options::{EmbedOptions, Options, Prompt, Truncation};
