@@ -56,8 +56,8 @@ const GMAX: usize = 8;
 const KC: usize = 4;
 /// Rows per row block (64 rows of k = 768 are 52 KiB of weights).
 const RB: usize = 64;
-/// Token groups per super-tile (128 pseudo-tokens, 120 KiB of activations at k = 768).
-const TS: usize = 32;
+/// Activation bytes per token super-tile (18 groups = 72 pseudo-tokens at k = 768).
+const TS_BYTES: usize = 256 * 1024;
 
 impl Avx512Vnni {
     /// The token if this CPU has every feature the backend uses.
@@ -120,13 +120,16 @@ impl Avx512Vnni {
         out: &mut [&mut [f32]],
     ) {
         // Row blocks of RB rows: their weights stay in L2 while all token tiles pass.
-        // Token super-tiles of TS groups (their activations stay in L2), then row blocks.
+        // Token super-tiles whose activations stay in L2 (at least GMAX groups), then row
+        // blocks.
+        let nb = acts.blocks_per_token();
+        let ts = (TS_BYTES / (nb * REC)).clamp(GMAX, 64);
         let mut acc = vec![[0.0f32; 16]; RB.div_ceil(4) * GMAX];
         let pseudo = if pair { 2 * acts.tokens } else { acts.tokens };
         let n_groups = pseudo.div_ceil(4);
         let mut gs0 = 0;
         while gs0 < n_groups {
-            let gs1 = (gs0 + TS).min(n_groups);
+            let gs1 = (gs0 + ts).min(n_groups);
             let mut rb0 = rows.start;
             while rb0 < rows.end {
                 let rb1 = (rb0 + RB).min(rows.end);
