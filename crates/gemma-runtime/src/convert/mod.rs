@@ -41,7 +41,8 @@
 //! Only what EmbeddingGemma checkpoints contain is reproduced: model card fields other than
 //! `license`, `tags`, `pipeline_tag` and `language(s)` (base models, datasets, authors...) and the
 //! name components llama.cpp guesses from a directory name (basename, size, version) are not
-//! written; `general.size_label` always comes from the parameter count.
+//! written; `general.size_label` always comes from the parameter count. The weights must be in
+//! one `model.safetensors` (EmbeddingGemma's are; sharded checkpoints are not read).
 
 mod error;
 mod source;
