@@ -29,10 +29,12 @@
 //!
 //! # Which activation precision
 //!
-//! [`ActivationPrecision::Int8`] is llama.cpp's choice and the fastest (≈ 200+ GOP/s per Zen 4
-//! core from 32 tokens up); [`ActivationPrecision::Int8x2`] keeps ~16 bits of every activation
-//! for exactly twice the int8 work (≈ 110 GOP/s); [`ActivationPrecision::F32`] is exact for
-//! about 3× the Int8x2 time. See `examples/gops.rs` and `benches/matmul.rs`.
+//! [`ActivationPrecision::Int8`] is llama.cpp's choice and the fastest (≈ 250–280 GOP/s per
+//! Zen 4 core at 32–128 tokens with AVX-512 VNNI; llama.cpp's whole forward pass reaches ~86);
+//! [`ActivationPrecision::Int8x2`] keeps ~16 bits of every activation for exactly twice the
+//! int8 work (≈ 135 GOP/s); [`ActivationPrecision::F32`] is exact and runs on the FMA units
+//! (≈ 75 GOP/s). One-token products are bound by memory (~20 GB/s of weights). See
+//! `examples/gops.rs` and `benches/matmul.rs`.
 //!
 //! # Layouts
 //!

@@ -383,23 +383,28 @@ impl Avx512Vnni {
                 let mut quads = [[0i8; QK8_0]; 4];
                 let mut corr = [0i32; 4];
                 let mut scale = [0.0f32; 4];
-                for (c, q) in quads.iter_mut().enumerate() {
+                // Token by token: one token fills one lane (Int8) or two (Int8x2: high part
+                // in lane c, low part in lane c+1).
+                let per = if pair { 2 } else { 1 };
+                for c in (0..4).step_by(per) {
                     let p = 4 * g + c;
                     if p >= pseudo {
                         continue; // zero padding
                     }
-                    let (t, lo) = if pair {
-                        (p / 2, p % 2 == 1)
-                    } else {
-                        (p, false)
-                    };
+                    let t = p / per;
                     let xb: &[f32; QK8_0] = x[t * k + b * QK8_0..t * k + (b + 1) * QK8_0]
                         .try_into()
                         .expect("32 values");
+                    let (hi, rest) = quads[c..].split_first_mut().expect("lane c exists");
+                    let lo = if pair { rest.first_mut() } else { None };
                     // SAFETY: `self` proves AVX-512 F/BW/VL.
-                    let (d, sum) = unsafe { quantize_block32(xb, lo, q) };
-                    corr[c] = -128 * sum;
-                    scale[c] = if lo { d / LO_DIV } else { d };
+                    let (d, sum_hi, sum_lo) = unsafe { quantize_block32(xb, hi, lo) };
+                    corr[c] = -128 * sum_hi;
+                    scale[c] = d;
+                    if pair {
+                        corr[c + 1] = -128 * sum_lo;
+                        scale[c + 1] = d / LO_DIV;
+                    }
                 }
                 // SAFETY: `self` proves AVX-512 F.
                 unsafe { write_record(&quads, rec) };
@@ -430,13 +435,17 @@ unsafe fn round_away(v: __m512) -> __m512 {
     _mm512_mask_add_ps(t, m, t, one)
 }
 
-/// Quantizes one block like `acts::quantize_block`: the high part (or, if `lo`, the low part)
-/// into `q`. Returns the block scale `d` (of the high part) and `Σq`.
+/// Quantizes one block like `acts::quantize_block`: the high part into `hi` and, if given,
+/// the low part into `lo`. Returns the block scale `d` (of the high part), `Σhi` and `Σlo`.
 ///
 /// # Safety
 /// AVX-512 F/BW/VL must be available.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-unsafe fn quantize_block32(x: &[f32; QK8_0], lo: bool, q: &mut [i8; QK8_0]) -> (f32, i32) {
+unsafe fn quantize_block32(
+    x: &[f32; QK8_0],
+    hi: &mut [i8; QK8_0],
+    lo: Option<&mut [i8; QK8_0]>,
+) -> (f32, i32, i32) {
     // SAFETY: x has 32 f32s.
     let (v0, v1) = unsafe {
         (
@@ -450,26 +459,31 @@ unsafe fn quantize_block32(x: &[f32; QK8_0], lo: bool, q: &mut [i8; QK8_0]) -> (
     let idv = _mm512_set1_ps(id);
     let (lim_lo, lim_hi) = (_mm512_set1_ps(-127.0), _mm512_set1_ps(127.0));
     let clamp = |v: __m512| _mm512_min_ps(_mm512_max_ps(v, lim_lo), lim_hi);
-    let part = |v: __m512| {
-        let s = _mm512_mul_ps(v, idv);
-        // SAFETY: AVX-512 F is available (this function's contract).
-        let h = clamp(unsafe { round_away(s) });
-        if lo {
-            let r = _mm512_mul_ps(_mm512_sub_ps(s, h), _mm512_set1_ps(LO_DIV));
-            // SAFETY: as above.
-            clamp(unsafe { round_away(r) })
-        } else {
-            h
-        }
-    };
-    let (i0, i1) = (_mm512_cvtps_epi32(part(v0)), _mm512_cvtps_epi32(part(v1)));
-    let sum = _mm512_reduce_add_epi32(_mm512_add_epi32(i0, i1));
-    // SAFETY: q has 32 bytes; each store writes 16.
-    unsafe {
+    let (s0, s1) = (_mm512_mul_ps(v0, idv), _mm512_mul_ps(v1, idv));
+    // SAFETY: AVX-512 F is available (this function's contract).
+    let (h0, h1) = unsafe { (clamp(round_away(s0)), clamp(round_away(s1))) };
+    // SAFETY: the destination has 32 bytes; each store writes 16.
+    let store = |q: &mut [i8; QK8_0], a: __m512, b: __m512| unsafe {
+        let (i0, i1) = (_mm512_cvtps_epi32(a), _mm512_cvtps_epi32(b));
         _mm_storeu_si128(q.as_mut_ptr().cast(), _mm512_cvtepi32_epi8(i0));
         _mm_storeu_si128(q.as_mut_ptr().add(16).cast(), _mm512_cvtepi32_epi8(i1));
-    }
-    (d, sum)
+        _mm512_reduce_add_epi32(_mm512_add_epi32(i0, i1))
+    };
+    let sum_hi = store(hi, h0, h1);
+    let sum_lo = match lo {
+        Some(lo) => {
+            let scale = _mm512_set1_ps(LO_DIV);
+            let (r0, r1) = (
+                _mm512_mul_ps(_mm512_sub_ps(s0, h0), scale),
+                _mm512_mul_ps(_mm512_sub_ps(s1, h1), scale),
+            );
+            // SAFETY: AVX-512 F is available (this function's contract).
+            let (l0, l1) = unsafe { (clamp(round_away(r0)), clamp(round_away(r1))) };
+            store(lo, l0, l1)
+        }
+        None => 0,
+    };
+    (d, sum_hi, sum_lo)
 }
 
 /// Writes the 8 rotated 16-byte steps of a record from 4 tokens' quantized blocks: step
