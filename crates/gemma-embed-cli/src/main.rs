@@ -19,12 +19,22 @@ use crate::output::Format;
 
 /// Text embeddings from GGUF models (EmbeddingGemma-300M), in pure Rust.
 ///
-/// Without a subcommand, embeds the lines of standard input and writes one JSON object per line.
+/// Without a subcommand, works like `gemma-embed embed`: embeds the lines of standard input (or
+/// the TEXT arguments) and writes one JSON object per line.
 #[derive(Debug, Parser)]
-#[command(name = "gemma-embed", version, about, long_about)]
+#[command(
+    name = "gemma-embed",
+    version,
+    about,
+    long_about,
+    args_conflicts_with_subcommands = true
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
+
+    #[command(flatten)]
+    embed: EmbedArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -117,25 +127,6 @@ struct EmbedArgs {
     stats: bool,
 }
 
-impl EmbedArgs {
-    /// The arguments of plain `gemma-embed` (no subcommand): stdin lines to JSONL.
-    fn stdin_defaults() -> EmbedArgs {
-        EmbedArgs {
-            model: ModelArgs::default(),
-            input: InputArgs::default(),
-            output: None,
-            format: Format::Jsonl,
-            prompt: None,
-            prompt_text: None,
-            dim: None,
-            batch_size: ggufembed::DEFAULT_BATCH_SIZE,
-            no_normalize: false,
-            no_truncate: false,
-            stats: false,
-        }
-    }
-}
-
 /// Output format of `gemma-embed tokenize`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum TokenFormat {
@@ -209,7 +200,7 @@ struct InfoArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        None => commands::embed(EmbedArgs::stdin_defaults()),
+        None => commands::embed(cli.embed),
         Some(Command::Embed(args)) => commands::embed(args),
         Some(Command::Tokenize(args)) => commands::tokenize(args),
         Some(Command::Convert(args)) => commands::convert(args),

@@ -222,6 +222,23 @@ fn no_subcommand_embeds_stdin_lines() {
     let rows = jsonl(&ok(&out));
     assert_eq!(rows.len(), 2);
     assert_eq!(rows[1]["index"], 1);
+
+    // The embed options work without the subcommand too.
+    let out = run(
+        &[
+            "--model",
+            model.to_str().unwrap(),
+            "--dim",
+            "128",
+            "one",
+            "two",
+            "three",
+        ],
+        b"",
+    );
+    let rows = jsonl(&ok(&out));
+    assert_eq!(rows.len(), 3);
+    assert!(rows.iter().all(|r| floats(&r["embedding"]).len() == 128));
 }
 
 #[test]
