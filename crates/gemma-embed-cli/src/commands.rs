@@ -42,12 +42,10 @@ fn prompt_of(args: &EmbedArgs) -> Prompt {
     if let Some(text) = &args.prompt_text {
         return Prompt::Text(text.clone());
     }
-    match args.prompt.as_deref() {
+    match args.prompt.as_deref().map(str::parse) {
         None => Prompt::None,
-        Some(name) if name.eq_ignore_ascii_case("none") => Prompt::None,
-        Some("query") => Prompt::Query,
-        Some("document") => Prompt::Document,
-        Some(name) => Prompt::Named(name.to_owned()),
+        Some(Ok(prompt)) => prompt,
+        Some(Err(never)) => match never {},
     }
 }
 

@@ -61,6 +61,29 @@ pub enum Prompt {
     Text(String),
 }
 
+impl std::str::FromStr for Prompt {
+    type Err = std::convert::Infallible;
+
+    /// `""` or `"none"` (any case) → [`Prompt::None`], `"query"` → [`Prompt::Query`],
+    /// `"document"` → [`Prompt::Document`], anything else → [`Prompt::Named`] (checked against
+    /// the model's prompts when used).
+    ///
+    /// ```
+    /// use ggufembed::Prompt;
+    /// assert_eq!("query".parse(), Ok(Prompt::Query));
+    /// assert_eq!("STS".parse(), Ok(Prompt::Named("STS".into())));
+    /// ```
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "" => Prompt::None,
+            s if s.eq_ignore_ascii_case("none") => Prompt::None,
+            "query" => Prompt::Query,
+            "document" => Prompt::Document,
+            name => Prompt::Named(name.to_owned()),
+        })
+    }
+}
+
 /// What to do with a text longer than the model's context.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Truncation {
