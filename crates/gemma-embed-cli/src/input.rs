@@ -71,6 +71,8 @@ pub fn read_texts(
 
 /// Splits `bytes` into texts according to `format`.
 pub fn parse_texts(bytes: &[u8], format: InputFormat, source: &Source) -> Result<Vec<String>> {
+    // A UTF-8 byte-order mark (editors on Windows write one) is not part of the first text.
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let mut lines: Vec<&[u8]> = bytes.split(|&b| b == b'\n').collect();
     // A final newline ends the last line; it does not start an empty one.
     if lines.last().is_some_and(|l| l.is_empty()) {
@@ -146,6 +148,12 @@ mod tests {
             parse_texts(b"\n", InputFormat::Lines, &src()).unwrap(),
             vec![""]
         );
+    }
+
+    #[test]
+    fn byte_order_mark_is_dropped() {
+        let t = parse_texts(b"\xEF\xBB\xBFfirst\nsecond\n", InputFormat::Lines, &src()).unwrap();
+        assert_eq!(t, vec!["first", "second"]);
     }
 
     #[test]
