@@ -473,6 +473,8 @@ impl Kernels {
                 x,
                 out,
             ),
+            #[cfg(target_arch = "x86_64")]
+            Imp::Avx2(t) => t.matmul_rows8(&x86_64::avx2_f32::FloatRows8 { w, k }, k, rows, x, out),
             _ => scalar::matmul_float(w, k, rows, x, out),
         });
         Ok(())
@@ -992,7 +994,7 @@ impl RopeTable {
 /// A float weight element (f32, f16, bf16).
 #[cfg(target_arch = "x86_64")]
 pub(crate) trait WeightElem:
-    Copy + Send + Sync + 'static + x86_64::avx512_f32::Load16
+    Copy + Send + Sync + 'static + x86_64::avx512_f32::Load16 + x86_64::avx2_f32::Load8
 {
     /// The value as f32.
     fn to_f32(self) -> f32;

@@ -39,6 +39,11 @@ impl Avx2 {
         acts: &QuantizedActivations,
         out: &mut [&mut [f32]],
     ) {
+        if acts.precision == Some(ActivationPrecision::F32) {
+            let nb = acts.blocks_per_token();
+            let w8 = super::avx2_f32::Q8Rows8 { w, nb };
+            return self.matmul_rows8(&w8, acts.k, rows, &acts.f32, out);
+        }
         // SAFETY: `self` proves AVX2, FMA and F16C.
         unsafe { matmul_q8_0_portable(w, rows, acts, out) }
     }

@@ -1,0 +1,202 @@
+//! The f32 matmul tile of the AVX2 backend: float weights (f32, f16, bf16) and Q8_0 weights
+//! with f32 activations. 4 rows × up to 4 tokens, 8 values of k per step (weights converted
+//! once, used by every token of the tile); the `k mod 8` tail is summed in scalar code.
+
+use core::arch::x86_64::*;
+use core::ops::Range;
+
+use half::{bf16, f16};
+
+use super::avx2::Avx2;
+use crate::block::{BlockQ8_0, QK8_0};
+
+/// Weight rows readable 8 values at a time as f32.
+pub(crate) trait Rows8: Sync {
+    /// Values `j..j+8` of row `r` (`j + 8 <= k`).
+    ///
+    /// # Safety
+    /// AVX2 and F16C must be available; row `r` must exist.
+    unsafe fn load8(&self, r: usize, j: usize) -> __m256;
+    /// Value `j` of row `r`.
+    fn get(&self, r: usize, j: usize) -> f32;
+}
+
+/// Row-major float weights, row `r` at `w[r·k..]`.
+pub(crate) struct FloatRows8<'a, T> {
+    /// The weights.
+    pub(crate) w: &'a [T],
+    /// Row length.
+    pub(crate) k: usize,
+}
+
+/// A float type convertible 8 at a time.
+pub(crate) trait Load8: Copy + Sync {
+    /// `p[0..8]` as f32.
+    ///
+    /// # Safety
+    /// AVX2 and F16C must be available; `p[0..8]` must be readable.
+    unsafe fn load8(p: *const Self) -> __m256;
+    /// One value as f32.
+    fn value(self) -> f32;
+}
+
+impl Load8 for f32 {
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn load8(p: *const f32) -> __m256 {
+        // SAFETY: 8 readable values (contract).
+        unsafe { _mm256_loadu_ps(p) }
+    }
+    fn value(self) -> f32 {
+        self
+    }
+}
+
+impl Load8 for f16 {
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn load8(p: *const f16) -> __m256 {
+        // SAFETY: 8 readable values of 2 bytes (contract).
+        _mm256_cvtph_ps(unsafe { _mm_loadu_si128(p.cast()) })
+    }
+    fn value(self) -> f32 {
+        f16::to_f32(self)
+    }
+}
+
+impl Load8 for bf16 {
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn load8(p: *const bf16) -> __m256 {
+        // SAFETY: 8 readable values of 2 bytes (contract).
+        let h = unsafe { _mm_loadu_si128(p.cast()) };
+        // bf16 is the high half of an f32.
+        _mm256_castsi256_ps(_mm256_slli_epi32::<16>(_mm256_cvtepu16_epi32(h)))
+    }
+    fn value(self) -> f32 {
+        bf16::to_f32(self)
+    }
+}
+
+impl<T: Load8> Rows8 for FloatRows8<'_, T> {
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn load8(&self, r: usize, j: usize) -> __m256 {
+        // SAFETY: row r exists and j + 8 <= k (contract).
+        unsafe { T::load8(self.w.as_ptr().add(r * self.k + j)) }
+    }
+    fn get(&self, r: usize, j: usize) -> f32 {
+        self.w[r * self.k + j].value()
+    }
+}
+
+/// Q8_0 rows, `nb` blocks each.
+pub(crate) struct Q8Rows8<'a> {
+    /// The blocks.
+    pub(crate) w: &'a [BlockQ8_0],
+    /// Blocks per row.
+    pub(crate) nb: usize,
+}
+
+impl Rows8 for Q8Rows8<'_> {
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn load8(&self, r: usize, j: usize) -> __m256 {
+        // SAFETY: row r has nb blocks and j + 8 <= 32·nb (contract), j a multiple of 8.
+        let (q, d) = unsafe {
+            let blk = self.w.as_ptr().add(r * self.nb + j / QK8_0);
+            let q = _mm_loadl_epi64((*blk).qs.as_ptr().add(j % QK8_0).cast());
+            let d = _mm_cvtph_ps(_mm_cvtsi32_si128(i32::from(
+                blk.cast::<u16>().read_unaligned(),
+            )));
+            (q, _mm256_broadcastss_ps(d))
+        };
+        // d·q is exact in f32.
+        _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)), d)
+    }
+    fn get(&self, r: usize, j: usize) -> f32 {
+        let blk = &self.w[r * self.nb + j / QK8_0];
+        blk.d.to_f32() * f32::from(blk.qs[j % QK8_0])
+    }
+}
+
+impl Avx2 {
+    /// `out[t][r − rows.start] = Σ_j W[r, j]·x[t, j]` for `rows`, `x` `out.len() × k`.
+    pub(crate) fn matmul_rows8<W: Rows8>(
+        self,
+        w: &W,
+        k: usize,
+        rows: Range<usize>,
+        x: &[f32],
+        out: &mut [&mut [f32]],
+    ) {
+        let tokens = out.len();
+        let mut t0 = 0;
+        while t0 < tokens {
+            let tc = (tokens - t0).min(4);
+            // SAFETY: `self` proves AVX2/FMA/F16C; the dispatcher checked that `w` has every
+            // row of `rows` with `k` values, `x` has `tokens` rows of `k`, `out[t]` has
+            // `rows.len()` values; tokens t0..t0+tc exist.
+            unsafe {
+                match tc {
+                    1 => tile8::<W, 1>(w, k, rows.clone(), x, t0, out),
+                    2 => tile8::<W, 2>(w, k, rows.clone(), x, t0, out),
+                    3 => tile8::<W, 3>(w, k, rows.clone(), x, t0, out),
+                    _ => tile8::<W, 4>(w, k, rows.clone(), x, t0, out),
+                }
+            }
+            t0 += tc;
+        }
+    }
+}
+
+/// Tokens `t0..t0+T` × `rows`, 4 rows at a time.
+///
+/// # Safety
+/// AVX2, FMA and F16C; shapes as in [`Avx2::matmul_rows8`]; `t0 + T <= out.len()`.
+#[allow(clippy::needless_range_loop)]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn tile8<W: Rows8, const T: usize>(
+    w: &W,
+    k: usize,
+    rows: Range<usize>,
+    x: &[f32],
+    t0: usize,
+    out: &mut [&mut [f32]],
+) {
+    let k8 = k - k % 8;
+    let last = rows.end.saturating_sub(1);
+    let mut r0 = rows.start;
+    while r0 < rows.end {
+        let rr: [usize; 4] = core::array::from_fn(|i| (r0 + i).min(last));
+        let mut acc = [[_mm256_setzero_ps(); T]; 4];
+        let mut j = 0;
+        while j < k8 {
+            // SAFETY: rows rr exist, j + 8 <= k; x rows t0..t0+T exist with k values.
+            unsafe {
+                let wv: [__m256; 4] = core::array::from_fn(|i| w.load8(rr[i], j));
+                for c in 0..T {
+                    let xv = _mm256_loadu_ps(x.as_ptr().add((t0 + c) * k + j));
+                    for i in 0..4 {
+                        acc[i][c] = _mm256_fmadd_ps(wv[i], xv, acc[i][c]);
+                    }
+                }
+            }
+            j += 8;
+        }
+        for c in 0..T {
+            for i in 0..(rows.end - r0).min(4) {
+                let a = acc[i][c];
+                let s = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps::<1>(a));
+                let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                let s = _mm_add_ss(s, _mm_movehdup_ps(s));
+                let mut v = _mm_cvtss_f32(s);
+                for jj in k8..k {
+                    v += w.get(r0 + i, jj) * x[(t0 + c) * k + jj];
+                }
+                out[t0 + c][r0 + i - rows.start] = v;
+            }
+        }
+        r0 += 4;
+    }
+}
