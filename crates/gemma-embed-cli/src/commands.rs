@@ -19,7 +19,10 @@ fn open_model(args: &ModelArgs) -> Result<(Model, Duration)> {
         .model
         .clone()
         .unwrap_or_else(ggufembed::default_model_path);
-    let options = Options::default().threads(args.threads.map_or(0, |t| t as usize));
+    let mut options = Options::default().threads(args.threads.map_or(0, |t| t as usize));
+    if let Some(p) = args.precision {
+        options = options.precision(p.into());
+    }
     let start = Instant::now();
     let model = Model::open(&path, options)
         .with_context(|| format!("cannot load the model {}", path.display()))?;
@@ -222,6 +225,7 @@ struct BenchLine {
     iters: usize,
     load_ms: f64,
     backend: &'static str,
+    precision: String,
 }
 
 /// `gemma-embed convert`.
@@ -323,6 +327,10 @@ pub fn bench(args: BenchArgs) -> Result<()> {
         iters: args.iters,
         load_ms: round3(load_time.as_secs_f64() * 1e3),
         backend: model.backend(),
+        precision: args
+            .model
+            .precision
+            .map_or("default".to_owned(), |p| format!("{p:?}").to_lowercase()),
     };
     println!("{}", serde_json::to_string(&line)?);
     Ok(())

@@ -62,6 +62,31 @@ struct ModelArgs {
     /// Worker threads [default: one per core]
     #[arg(long, short = 't', value_name = "N", value_parser = clap::value_parser!(u32).range(1..=4096))]
     threads: Option<u32>,
+
+    /// Activations in the Q8_0 matrix products [default: the runtime's choice, mixed]
+    #[arg(long, value_enum, value_name = "P")]
+    precision: Option<PrecisionArg>,
+}
+
+/// `--precision` values (see `ggufembed::Precision`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum PrecisionArg {
+    /// int8 activations everywhere (llama.cpp's scheme; fastest).
+    Int8,
+    /// int8 activations except where outliers make int8 rounding costly.
+    Mixed,
+    /// f32 activations against dequantised weights (closest to the f32 model).
+    F32,
+}
+
+impl From<PrecisionArg> for ggufembed::Precision {
+    fn from(p: PrecisionArg) -> Self {
+        match p {
+            PrecisionArg::Int8 => ggufembed::Precision::Int8,
+            PrecisionArg::Mixed => ggufembed::Precision::Mixed,
+            PrecisionArg::F32 => ggufembed::Precision::F32,
+        }
+    }
 }
 
 /// Where the texts come from.
