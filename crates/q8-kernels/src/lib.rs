@@ -16,8 +16,8 @@
 //!
 //! | backend | Q8_0 × int8 activations | Q8_0 × f32 activations, float weights | f32 ops |
 //! |---|---|---|---|
-//! | `avx512vnni` | 4 rows × 32 tokens `VPDPBUSD` tiles | 4 × 4 FMA tiles | AVX-512 (attention as tiles) |
-//! | `avx2` | 4 rows × 2 tokens `VPMADDUBSW` | scalar | dot/axpy in AVX2, rest scalar |
+//! | `avx512vnni` | 4 rows × 32 tokens `VPDPBUSD` tiles (1–2 tokens: the AVX2 kernel) | 4 × 4 FMA tiles | AVX-512 (attention as tiles) |
+//! | `avx2` | 4 rows × 2 tokens `VPMADDUBSW` | 4 × 4 FMA tiles (8 wide) | dot/axpy in AVX2, rest scalar |
 //! | `neon`, `neon-dotprod` | 2 × 2, `SMULL`/`SADALP` or `SDOT` | scalar | dot/axpy in NEON, rest scalar |
 //! | `scalar` | plain Rust reference | plain Rust | plain Rust |
 //!
