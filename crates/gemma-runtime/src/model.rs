@@ -64,19 +64,45 @@ pub struct ModelInfo {
 /// How activations meet Q8_0 weights in the matrix products.
 ///
 /// Weights stay in the file's format in every mode; only the activation side changes. Files with
-/// F32/F16/BF16 weights always compute in f32 and ignore this choice.
+/// F32/F16/BF16 weights always compute in f32 and ignore this choice. The Dense projections (one
+/// pooled vector) always use f32 activations: they cost nothing measurable.
 ///
-/// Measured on the 108 rows of `testdata/golden/st-f32/embeddings.jsonl` (cosine against
-/// sentence-transformers in float32) and on one core of an AVX-512 VNNI machine:
-/// see the table in the crate's README (filled in from `examples/precision.rs`).
+/// # Measurements
+///
+/// Cosine against sentence-transformers (float32) over the golden rows, Q8_0 GGUF; the
+/// "int8 work" column is the int8 multiply-adds relative to [`Precision::Int8`] (each
+/// two-part product is two int8 passes; `ffn_down` is 21% and `attn_output` 14% of a layer's
+/// weights):
+///
+/// | choice (per product: qkv / attn_out / gate,up / down) | 74 prompt-less rows min / median | 108 rows min / median | int8 work |
+/// |---|---|---|---|
+/// | `Int8`: i8 / i8 / i8 / i8 (llama.cpp's scheme) | 0.99694 / 0.99967 | 0.99694 / 0.99970 | 1.00 |
+/// | i8 / i8 / i8 / i8x2 | 0.99860 / 0.99973 | 0.99860 / 0.99975 | 1.21 |
+/// | i8x2 / i8 / i8 / i8 | 0.99273 / 0.99971 | | 1.24 |
+/// | i8 / i8x2 / i8 / i8 | 0.99813 / 0.99967 | | 1.14 |
+/// | i8 / i8 / i8x2 / i8 | 0.99409 / 0.99972 | | 1.42 |
+/// | i8 / i8 / i8 / f32 | 0.99894 / 0.99972 | | f32 for 21% |
+/// | **`Mixed`: i8 / i8x2 / i8 / i8x2** | **0.99911 / 0.99974** | see the crate README | 1.35 |
+/// | i8x2 everywhere | 0.99788 / 0.99981 | | 2.00 |
+/// | `F32`: f32 everywhere | | 0.99785 / 0.99982 | f32 units, ~4× slower |
+///
+/// llama.cpp on its 47 rows: min 0.99865, median 0.99952. The minimum is set by a few
+/// sensitive texts on which any rounding swings the cosine (one 46-token text moves between
+/// 0.9927 and 0.9991 with the choice); the two products whose inputs are not RMS-normalised
+/// (attention output and `gelu(gate) ⊙ up`) carry the outliers, so `Mixed` widens exactly
+/// those. Measured with `examples/precision.rs` (golden token ids) and `tests/embeddings.rs`.
+/// Speed: warm forward passes are dominated by the int8 products (≈70% of the time at 4 to
+/// 512 tokens), so `Mixed` costs about a quarter more time than `Int8` on them; see
+/// `examples/timing.rs`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Precision {
     /// Every matrix product rounds its input activations to int8 in blocks of 32 (llama.cpp's
     /// scheme): the fastest mode.
     Int8,
-    /// Int8 activations except for the matrix products whose inputs carry the outliers that
-    /// int8 rounding hurts most; those use f32 activations against the dequantised weights.
+    /// Int8 activations, except for `attn_output` and `ffn_down` (the products whose inputs are
+    /// not RMS-normalised and carry outliers), which round to two int8 parts (about 16 bits).
+    /// The default: closer to sentence-transformers than llama.cpp at a modest cost.
     #[default]
     Mixed,
     /// f32 activations against dequantised weights everywhere: the only rounding is the

@@ -29,7 +29,9 @@ pub(crate) fn activation_precision(precision: Precision, role: Role) -> Activati
         (_, Role::Dense) => ActivationPrecision::F32,
         (Precision::F32, _) => ActivationPrecision::F32,
         (Precision::Int8, _) => ActivationPrecision::Int8,
-        (Precision::Mixed, Role::Down) => ActivationPrecision::Int8x2,
+        // The two products whose inputs are not RMS-normalised (attention output, gelu ⊙ up):
+        // their outliers make int8 rounding lose the most.
+        (Precision::Mixed, Role::AttnOut | Role::Down) => ActivationPrecision::Int8x2,
         (Precision::Mixed, _) => ActivationPrecision::Int8,
     }
 }
@@ -65,8 +67,9 @@ pub(crate) struct Scratch {
     acts: QuantizedActivations,
 }
 
+/// `v` with exactly `len` values. The contents are stale (every user overwrites the whole
+/// buffer), so a reused buffer of the right length costs nothing.
 fn sized(v: &mut Vec<f32>, len: usize) -> &mut [f32] {
-    v.clear();
     v.resize(len, 0.0);
     v
 }
