@@ -23,7 +23,7 @@ fn f32_gguf_matches_sentence_transformers() {
         .map(|(o, r)| cosine(o, &r.embedding))
         .collect();
     let (min, median, mean) = stats(&cos);
-    println!("F32 GGUF vs sentence-transformers: {} rows, min {min:.7} median {median:.7} mean {mean:.7}", cos.len());
+    println!("F32 GGUF vs sentence-transformers: {} rows, min {min:.8} median {median:.8} mean {mean:.8}", cos.len());
     for (c, r) in cos.iter().zip(&rows) {
         assert!(
             *c >= 0.99999,
