@@ -236,3 +236,102 @@ impl GemmaConfig {
         self.dense.map_or(self.n_embd, |(_, out)| out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// EmbeddingGemma's keys, with `extra` appended.
+    fn file(extra: &[(&str, gguf::OwnedValue)]) -> gguf::Gguf<Vec<u8>> {
+        let a = ARCH;
+        let mut w = gguf::GgufWriter::new(Vec::new());
+        let kv: Vec<(String, gguf::OwnedValue)> = vec![
+            (format!("{a}.block_count"), 24u32.into()),
+            (format!("{a}.context_length"), 2048u32.into()),
+            (format!("{a}.embedding_length"), 768u32.into()),
+            (format!("{a}.feed_forward_length"), 1152u32.into()),
+            (format!("{a}.attention.head_count"), 3u32.into()),
+            (format!("{a}.attention.head_count_kv"), 1u32.into()),
+            (format!("{a}.rope.freq_base"), 1e6f32.into()),
+            (format!("{a}.rope.freq_base_swa"), 1e4f32.into()),
+            (
+                format!("{a}.attention.layer_norm_rms_epsilon"),
+                1e-6f32.into(),
+            ),
+            (format!("{a}.attention.key_length"), 256u32.into()),
+            (format!("{a}.attention.value_length"), 256u32.into()),
+            (format!("{a}.attention.sliding_window"), 512u32.into()),
+            (format!("{a}.pooling_type"), 1u32.into()),
+        ];
+        for (k, v) in kv {
+            w.add(k, v).expect("key");
+        }
+        for (k, v) in extra {
+            w.add(format!("{a}.{k}"), v.clone()).expect("key");
+        }
+        gguf::Gguf::from_bytes(w.finish().expect("finish")).expect("parses")
+    }
+
+    const ARCH: &str = "gemma-embedding";
+
+    #[test]
+    fn embeddinggemma_hyperparameters() {
+        let cfg = GemmaConfig::from_gguf(&file(&[]), ARCH, false).expect("config");
+        let global: Vec<usize> = (0..24).filter(|&i| !cfg.is_local[i]).collect();
+        // Gemma 3's rule: every 6th layer is global.
+        assert_eq!(global, [5, 11, 17, 23]);
+        assert_eq!(cfg.half_window(), 256);
+        assert_eq!(
+            (cfg.q_dim(), cfg.kv_dim(), cfg.output_dim()),
+            (768, 256, 768)
+        );
+        assert_eq!(cfg.pooling, Pooling::Mean);
+        assert_eq!((cfg.rope_base_global, cfg.rope_base_local), (1e6, 1e4));
+        assert_eq!(cfg.dense, None);
+    }
+
+    #[test]
+    fn sliding_window_pattern_key_overrides_the_default() {
+        let cfg = GemmaConfig::from_gguf(
+            &file(&[("attention.sliding_window_pattern", 4u32.into())]),
+            ARCH,
+            false,
+        )
+        .expect("config");
+        let global: Vec<usize> = (0..24).filter(|&i| !cfg.is_local[i]).collect();
+        assert_eq!(global, [3, 7, 11, 15, 19, 23]);
+        let all_local = GemmaConfig::from_gguf(
+            &file(&[("attention.sliding_window_pattern", 0u32.into())]),
+            ARCH,
+            false,
+        )
+        .expect("config");
+        assert!(all_local.is_local.iter().all(|&l| l));
+    }
+
+    #[test]
+    fn dense_keys_are_required_only_with_dense_tensors() {
+        assert!(matches!(
+            GemmaConfig::from_gguf(&file(&[]), ARCH, true),
+            Err(RuntimeError::Gguf(GgufError::MissingKey { .. }))
+        ));
+        let dense = [
+            ("dense_2_feat_in", 768u32.into()),
+            ("dense_2_feat_out", 3072u32.into()),
+            ("dense_3_feat_in", 3072u32.into()),
+            ("dense_3_feat_out", 768u32.into()),
+        ];
+        let cfg = GemmaConfig::from_gguf(&file(&dense), ARCH, true).expect("config");
+        assert_eq!(cfg.dense, Some((3072, 768)));
+        let bad = [
+            ("dense_2_feat_in", 512u32.into()),
+            ("dense_2_feat_out", 3072u32.into()),
+            ("dense_3_feat_in", 3072u32.into()),
+            ("dense_3_feat_out", 768u32.into()),
+        ];
+        assert!(matches!(
+            GemmaConfig::from_gguf(&file(&bad), ARCH, true),
+            Err(RuntimeError::InvalidHyperparameter { .. })
+        ));
+    }
+}
