@@ -70,6 +70,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("{} tokens, 1 thread: {:.2} ms", hello.len(), t * 1e3);
     let t = time(&two, &hello, 20)?;
     println!("{} tokens, 2 threads: {:.2} ms", hello.len(), t * 1e3);
+    if let Ok(lens) = std::env::var("TIMING_LENGTHS") {
+        // Extra: 1-thread times of the given sequence lengths (comma-separated).
+        for n in lens.split(',').filter_map(|x| x.parse::<usize>().ok()) {
+            let t = time(&one, &text(n.max(2)), 10)?;
+            println!("{n} tokens, 1 thread: {:.2} ms", t * 1e3);
+        }
+        return Ok(());
+    }
     if std::env::var_os("TIMING_SHORT_ONLY").is_some() {
         return Ok(());
     }

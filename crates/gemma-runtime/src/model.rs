@@ -105,8 +105,10 @@ pub enum Precision {
     /// scheme): the fastest mode.
     Int8,
     /// Int8 activations, except for `attn_output` and `ffn_down` (the products whose inputs are
-    /// not RMS-normalised and carry outliers), which round to two int8 parts (about 16 bits).
-    /// The default: closer to sentence-transformers than llama.cpp at a modest cost.
+    /// not RMS-normalised and carry outliers), which round to two int8 parts (about 16 bits);
+    /// sequences of at most 8 tokens use f32 activations throughout, which is faster at that
+    /// size (4 tokens: 20 ms instead of 31 ms on one core). The default: closer to
+    /// sentence-transformers than llama.cpp at a modest cost.
     #[default]
     Mixed,
     /// f32 activations against dequantised weights everywhere: the only rounding is the
