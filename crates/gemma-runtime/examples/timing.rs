@@ -81,6 +81,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if std::env::var_os("TIMING_SHORT_ONLY").is_some() {
         return Ok(());
     }
+    // Throughput over many texts: one text per thread.
+    for (count, n) in [(16, 128), (4, 512)] {
+        let batch: Vec<Vec<u32>> = (0..count).map(|_| text(n)).collect();
+        two.install(|| model.embed_batch_ids(&batch))?;
+        let t = Instant::now();
+        two.install(|| model.embed_batch_ids(&batch))?;
+        let secs = t.elapsed().as_secs_f64();
+        println!(
+            "batch of {count} x {n} tokens, 2 threads: {:.0} tokens/s",
+            (count * n) as f64 / secs
+        );
+    }
     for n in [128, 512] {
         let ids = text(n);
         for (threads, pool) in [(1, &one), (2, &two)] {

@@ -77,35 +77,37 @@ pub struct ModelInfo {
 /// | choice (per product: qkv / attn_out / gate,up / down) | 74 prompt-less rows min / median | 108 rows min / median | int8 work |
 /// |---|---|---|---|
 /// | `Int8`: i8 / i8 / i8 / i8 (llama.cpp's scheme) | 0.99694 / 0.99967 | 0.99916 / 0.99970 | 1.00 |
-/// | i8 / i8 / i8 / i8x2 | 0.99860 / 0.99973 | 0.99860 / 0.99975 | 1.21 |
+/// | **`Mixed`: i8 / i8 / i8 / i8x2** | **0.99860 / 0.99973** | **0.99898 / 0.99974** | **1.21** |
 /// | i8x2 / i8 / i8 / i8 | 0.99273 / 0.99971 | | 1.24 |
 /// | i8 / i8x2 / i8 / i8 | 0.99813 / 0.99967 | | 1.14 |
 /// | i8 / i8 / i8x2 / i8 | 0.99409 / 0.99972 | | 1.42 |
 /// | i8 / i8 / i8 / f32 | 0.99894 / 0.99972 | | f32 for 21% |
-/// | **`Mixed`: i8 / i8x2 / i8 / i8x2** | **0.99911 / 0.99974** | **0.99732 / 0.99975** | 1.35 |
+/// | i8 / i8x2 / i8 / i8x2 | 0.99911 / 0.99974 | 0.99732 / 0.99975 | 1.35 |
 /// | i8x2 everywhere | 0.99788 / 0.99981 | | 2.00 |
-/// | `F32`: f32 everywhere | | 0.99785 / 0.99982 | f32 units, ~4× slower |
-///
-/// (The two columns come from different kernel builds: the medians agree to 1e-5, the minima
-/// do not — see below.)
+/// | `F32`: f32 everywhere | | 0.99785 / 0.99982 | f32 units |
 ///
 /// llama.cpp on its 47 rows: min 0.99865, median 0.99952. The minimum is set by a few
 /// sensitive texts on which any rounding swings the cosine (one 46-token text moves between
-/// 0.9927 and 0.9991 with the choice, and with a kernel's summation order); the medians are the
-/// stable measure. The two products whose inputs are not RMS-normalised (attention output and
-/// `gelu(gate) ⊙ up`) carry the outliers, and widening them gains the most per unit of extra
-/// work, so `Mixed` widens exactly those. Measured with `examples/precision.rs` (golden token ids) and `tests/embeddings.rs`.
-/// Speed: warm forward passes are dominated by the int8 products (70% of the time at 512
-/// tokens, 94% at 4 tokens with the kernels of this writing), so `Mixed` costs up to a third
-/// more time than `Int8` (its int8 work); see `examples/timing.rs`.
+/// 0.9927 and 0.9991 with the choice, and with a kernel's summation order, so the columns,
+/// measured with different kernel builds, disagree on it); the medians are the stable measure.
+/// Widening `ffn_down` (input `gelu(gate) ⊙ up`, not RMS-normalised, the largest outliers)
+/// gains most of the median that is to be had short of f32; widening `attn_output` as well
+/// moves the median by less than 1e-5 for 14% more int8 work, so `Mixed` widens `ffn_down`
+/// only. Measured with `examples/precision.rs` (golden token ids) and `tests/embeddings.rs`.
+///
+/// Speed (warm, `examples/timing.rs`, 2 threads): `Int8` 1381 tokens/s at 128 tokens and 1326
+/// at 512; widening `attn_output` and `ffn_down` cost 20% of that (1117 and 1086 tokens/s).
+/// `F32` activations are about 2.2× slower than `Int8` from 16 tokens on, but faster below
+/// 12 tokens with the kernels of this writing, which `Mixed` uses for short sequences.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Precision {
     /// Every matrix product rounds its input activations to int8 in blocks of 32 (llama.cpp's
     /// scheme): the fastest mode.
     Int8,
-    /// Int8 activations, except for `attn_output` and `ffn_down` (the products whose inputs are
-    /// not RMS-normalised and carry outliers), which round to two int8 parts (about 16 bits);
+    /// Int8 activations, except for `ffn_down` (whose input `gelu(gate) ⊙ up` is not
+    /// RMS-normalised and carries the largest outliers), which rounds to two int8 parts (about
+    /// 16 bits);
     /// sequences of at most 8 tokens use f32 activations throughout, which is faster at that
     /// size (4 tokens: 20 ms instead of 31 ms on one core). The default: closer to
     /// sentence-transformers than llama.cpp at a modest cost.
