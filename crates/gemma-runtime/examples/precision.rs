@@ -98,9 +98,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     / (n * g)
             })
             .collect();
-        let mut worst: Vec<(f64, usize)> = cos.iter().zip(&rows).map(|(c, r)| (*c, r.0.len())).collect();
+        let mut worst: Vec<(f64, usize)> = cos
+            .iter()
+            .zip(&rows)
+            .map(|(c, r)| (*c, r.0.len()))
+            .collect();
         worst.sort_by(|a, b| a.0.total_cmp(&b.0));
-        println!("  worst (cosine, tokens): {:?}", &worst[..3.min(worst.len())]);
+        println!(
+            "  worst (cosine, tokens): {:?}",
+            &worst[..3.min(worst.len())]
+        );
         cos.sort_by(f64::total_cmp);
         let mean = cos.iter().sum::<f64>() / cos.len() as f64;
         println!(

@@ -33,5 +33,10 @@ pub(crate) fn from_gguf<B: AsRef<[u8]>>(file: &Gguf<B>) -> Result<Tokenizer, Run
         add_eos: flag("tokenizer.ggml.add_eos_token")?.unwrap_or(false),
         add_space_prefix: flag("tokenizer.ggml.add_space_prefix")?.unwrap_or(true),
     };
-    Ok(Tokenizer::from_parts(pieces, scores.iter(), types.iter(), config)?)
+    Ok(Tokenizer::from_parts(
+        pieces,
+        scores.iter(),
+        types.iter(),
+        config,
+    )?)
 }
