@@ -27,6 +27,7 @@ mod tokenizer;
 mod weights;
 
 pub use error::RuntimeError;
+pub use gemma::EMBEDDINGGEMMA_PROMPTS;
 pub use model::{
     open, EmbeddingModel, ModelInfo, Precision, RuntimeOptions, SUPPORTED_ARCHITECTURES,
 };

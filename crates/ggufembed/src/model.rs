@@ -11,24 +11,7 @@ use spm_tokenizer::Tokenizer;
 use crate::error::{Error, Result};
 use crate::options::{EmbedOptions, Options, Prompt, Truncation};
 
-/// The task prompts of EmbeddingGemma (`config_sentence_transformers.json`), used when a
-/// `gemma-embedding` GGUF file does not carry its own (files converted by llama.cpp do not).
-pub const EMBEDDINGGEMMA_PROMPTS: [(&str, &str); 14] = [
-    ("query", "task: search result | query: "),
-    ("document", "title: none | text: "),
-    ("BitextMining", "task: search result | query: "),
-    ("Clustering", "task: clustering | query: "),
-    ("Classification", "task: classification | query: "),
-    ("InstructionRetrieval", "task: code retrieval | query: "),
-    ("MultilabelClassification", "task: classification | query: "),
-    ("PairClassification", "task: sentence similarity | query: "),
-    ("Reranking", "task: search result | query: "),
-    ("Retrieval", "task: search result | query: "),
-    ("Retrieval-query", "task: search result | query: "),
-    ("Retrieval-document", "title: none | text: "),
-    ("STS", "task: sentence similarity | query: "),
-    ("Summarization", "task: summarization | query: "),
-];
+pub use gemma_runtime::EMBEDDINGGEMMA_PROMPTS;
 
 /// A loaded embedding model.
 ///
@@ -82,14 +65,7 @@ impl Model {
         };
         let inner = pool.install(|| gemma_runtime::open(path, &runtime_options))?;
         let info = inner.info();
-        let prompts = if info.prompts.is_empty() && info.architecture == "gemma-embedding" {
-            EMBEDDINGGEMMA_PROMPTS
-                .iter()
-                .map(|&(n, p)| (n.to_owned(), p.to_owned()))
-                .collect()
-        } else {
-            info.prompts.clone()
-        };
+        let prompts = info.prompts.clone();
         let mut dims = info.matryoshka_dims.clone();
         if !dims.contains(&info.output_dim) {
             dims.push(info.output_dim);

@@ -56,7 +56,7 @@ const MATRYOSHKA_DIMS: [usize; 4] = [768, 512, 256, 128];
 
 /// EmbeddingGemma's task prompts, from its `config_sentence_transformers.json`, in that file's
 /// order. Used when the GGUF does not carry them.
-const PROMPTS: [(&str, &str); 14] = [
+pub const EMBEDDINGGEMMA_PROMPTS: [(&str, &str); 14] = [
     ("query", "task: search result | query: "),
     ("document", "title: none | text: "),
     ("BitextMining", "task: search result | query: "),
@@ -210,7 +210,7 @@ impl GemmaModel {
             } else {
                 vec![output_dim]
             },
-            prompts: PROMPTS
+            prompts: EMBEDDINGGEMMA_PROMPTS
                 .iter()
                 .map(|&(a, b)| (a.to_owned(), b.to_owned()))
                 .collect(),
