@@ -17,20 +17,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-/// The model cache directory, by the rules of DEVELOPERS.md (`ggufembed::model_cache_dir`).
-fn cache_dir() -> PathBuf {
-    let non_empty = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
-    if let Some(dir) = non_empty("GGUFEMBED_CACHE") {
-        return PathBuf::from(dir);
-    }
-    if let Some(dir) = non_empty("XDG_CACHE_HOME") {
-        return PathBuf::from(dir).join("ggufembed");
-    }
-    if let Some(home) = non_empty("HOME") {
-        return PathBuf::from(home).join(".cache").join("ggufembed");
-    }
-    PathBuf::from(".ggufembed-cache")
-}
+use gemma_runtime::testing::model_cache_dir as cache_dir;
 
 /// A JSON object with its keys in document order (`serde_json::Map` sorts them).
 struct Ordered(Vec<(String, Value)>);
