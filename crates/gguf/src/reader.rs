@@ -559,26 +559,7 @@ fn parse(buf: &[u8]) -> Result<Header, GgufError> {
         let ggml_type = GgmlType::try_from(c.u32("tensor type")?)?;
         let offset = c.u64("tensor offset")?;
         // ggml stores dimensions as int64_t: each must fit, and so must the element count.
-        let n_elements = ne
-            .iter()
-            .try_fold(1u64, |a, &d| a.checked_mul(d))
-            .filter(|&n| n <= i64::MAX as u64 && ne.iter().all(|&d| d <= i64::MAX as u64));
-        let Some(_) = n_elements else {
-            return Err(GgufError::ShapeOverflow { name, ne });
-        };
-        let block_size = ggml_type.block_size();
-        let ne0 = ne.first().copied().unwrap_or(1);
-        if ne0 % block_size != 0 {
-            return Err(GgufError::NotBlockMultiple {
-                name,
-                ne0,
-                ggml_type,
-                block_size,
-            });
-        }
-        let Some(size) = ggml_type.row_bytes_checked(&ne) else {
-            return Err(GgufError::ShapeOverflow { name, ne });
-        };
+        let size = crate::types::checked_tensor_size(&name, ggml_type, &ne)?;
         if offset % alignment != 0 {
             return Err(GgufError::UnalignedTensorOffset {
                 name,

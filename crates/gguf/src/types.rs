@@ -422,3 +422,35 @@ pub fn quantize_q8_0(src: &[f32]) -> Result<Vec<BlockQ8_0>, GgufError> {
     quantize_q8_0_into(src, &mut out)?;
     Ok(out)
 }
+
+/// Validates a tensor's shape as ggml does and returns its data size in bytes: every dimension and
+/// the element count fit in `i64`, `ne[0]` is a multiple of the block size, and the byte size fits
+/// in `u64`. Shared by the reader and the writer so both accept exactly the same tensors.
+pub(crate) fn checked_tensor_size(
+    name: &str,
+    ggml_type: GgmlType,
+    ne: &[u64],
+) -> Result<u64, GgufError> {
+    let overflow = || GgufError::ShapeOverflow {
+        name: name.to_owned(),
+        ne: ne.to_vec(),
+    };
+    let n_ok = ne
+        .iter()
+        .try_fold(1u64, |a, &d| a.checked_mul(d))
+        .is_some_and(|n| n <= i64::MAX as u64 && ne.iter().all(|&d| d <= i64::MAX as u64));
+    if !n_ok {
+        return Err(overflow());
+    }
+    let block_size = ggml_type.block_size();
+    let ne0 = ne.first().copied().unwrap_or(1);
+    if ne0 % block_size != 0 {
+        return Err(GgufError::NotBlockMultiple {
+            name: name.to_owned(),
+            ne0,
+            ggml_type,
+            block_size,
+        });
+    }
+    ggml_type.row_bytes_checked(ne).ok_or_else(overflow)
+}

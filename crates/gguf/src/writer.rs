@@ -207,27 +207,7 @@ impl<W: Write> GgufWriter<W> {
                 max: MAX_DIMS,
             });
         }
-        let block_size = ggml_type.block_size();
-        let ne0 = ne.first().copied().unwrap_or(1);
-        if ne0 % block_size != 0 {
-            return Err(GgufError::NotBlockMultiple {
-                name,
-                ne0,
-                ggml_type,
-                block_size,
-            });
-        }
-        let n_ok = ne
-            .iter()
-            .try_fold(1u64, |a, &d| a.checked_mul(d))
-            .is_some_and(|n| n <= i64::MAX as u64);
-        let size = ggml_type.row_bytes_checked(ne).filter(|_| n_ok);
-        let Some(size) = size else {
-            return Err(GgufError::ShapeOverflow {
-                name,
-                ne: ne.to_vec(),
-            });
-        };
+        let size = crate::types::checked_tensor_size(&name, ggml_type, ne)?;
         if self.names.contains(&name) {
             return Err(GgufError::DuplicateTensor { name });
         }
