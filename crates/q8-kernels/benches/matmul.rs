@@ -74,6 +74,16 @@ fn matmul(c: &mut Criterion) {
                                 .expect("valid shape")
                         })
                     });
+                    if kern.supports_packed_q8_0() && precision != ActivationPrecision::F32 {
+                        let wp = kern.pack_q8_0(&w, n).expect("valid shape");
+                        let id = BenchmarkId::new(format!("{n}x{k}-packed"), tokens);
+                        group.bench_function(id, |b| {
+                            b.iter(|| {
+                                kern.matmul_packed_q8_0_single_thread(&wp, &acts, &mut y)
+                                    .expect("valid shape")
+                            })
+                        });
+                    }
                 }
             }
             group.finish();

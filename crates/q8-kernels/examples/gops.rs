@@ -4,6 +4,9 @@
 //!
 //! `cargo run --release -p q8-kernels --example gops [-- PEAK_GOPS]`
 //!
+//! Int8 products use packed weights ([`Kernels::pack_q8_0`]) on backends that have a packed
+//! kernel; `GOPS_UNPACKED=1` times the unpacked ones instead.
+//!
 //! The default peak assumes AMD Zen 4 at 3.7 GHz: one 512-bit `VPDPBUSD` per cycle (two 256-bit
 //! halves on two pipes) × 64 MACs × 2 ops = 128 ops/cycle = 474 GOP/s. Int8x2 does twice the
 //! int8 work per useful op, so its fraction is of half the peak.
@@ -44,6 +47,7 @@ fn main() {
         .map(|s| s.split(',').filter_map(|t| t.parse().ok()).collect())
         .unwrap_or_else(|| TOKENS.to_vec());
     let only_precision: Option<String> = std::env::var("GOPS_PRECISION").ok();
+    let unpacked = std::env::var_os("GOPS_UNPACKED").is_some();
     println!("int8 peak assumed: {peak:.0} GOP/s per core; best of 5 wall-clock samples");
     let mut seed = 1u32;
     let mut rnd = move || {
@@ -67,7 +71,13 @@ fn main() {
             {
                 continue;
             }
-            println!("\nbackend {} precision {precision:?}", kern.name());
+            let packed =
+                !unpacked && kern.supports_packed_q8_0() && precision != ActivationPrecision::F32;
+            let layout = if packed { "packed" } else { "unpacked" };
+            println!(
+                "\nbackend {} precision {precision:?} ({layout} weights)",
+                kern.name()
+            );
             print!("{:>10}", "n x k");
             for &t in &tokens_list {
                 print!(" {:>14}", format!("{t} tok"));
@@ -77,6 +87,7 @@ fn main() {
                 let wf: Vec<f32> = (0..n * k).map(|_| rnd() * 0.05).collect();
                 let mut w = vec![BlockQ8_0::quantize(&[0.0; 32]); n * k / 32];
                 quantize_q8_0(&wf, &mut w).unwrap();
+                let wp = packed.then(|| kern.pack_q8_0(&w, n).unwrap());
                 print!("{:>10}", format!("{n}x{k}"));
                 for &tokens in &tokens_list {
                     let x: Vec<f32> = (0..tokens * k).map(|_| rnd()).collect();
@@ -92,9 +103,19 @@ fn main() {
                     for _ in 0..5 {
                         let start = Instant::now();
                         for _ in 0..reps {
-                            match &pool {
-                                Some(p) => p.install(|| kern.matmul_q8_0(&w, n, &acts, &mut y)),
-                                None => kern.matmul_q8_0_single_thread(&w, n, &acts, &mut y),
+                            match (&pool, &wp) {
+                                (Some(p), Some(wp)) => {
+                                    p.install(|| kern.matmul_packed_q8_0(wp, &acts, &mut y))
+                                }
+                                (Some(p), None) => {
+                                    p.install(|| kern.matmul_q8_0(&w, n, &acts, &mut y))
+                                }
+                                (None, Some(wp)) => {
+                                    kern.matmul_packed_q8_0_single_thread(wp, &acts, &mut y)
+                                }
+                                (None, None) => {
+                                    kern.matmul_q8_0_single_thread(&w, n, &acts, &mut y)
+                                }
                             }
                             .unwrap();
                         }

@@ -45,11 +45,15 @@ pub struct QuantizedActivations {
     pub(crate) d: Vec<f32>,
     /// `tokens × k` values (`F32` only).
     pub(crate) f32: Vec<f32>,
-    /// Backend-specific packed layout (empty for the scalar backend).
-    pub(crate) packed: Vec<Align64>,
+    /// `−128·Σ` of each block of `hi` (`tokens × k/32`), then of `lo` for `Int8x2`: the
+    /// correction of the packed kernels, whose weights are stored as `q + 128`. Filled by the
+    /// backends with a packed kernel only.
+    pub(crate) sums: Vec<i32>,
+    /// `d / LO_DIV`, the scales of `lo` (`Int8x2`, backends with a packed kernel only).
+    pub(crate) d_lo: Vec<f32>,
 }
 
-/// 64 bytes aligned to 64, the unit of [`QuantizedActivations`]' packed buffers.
+/// 64 bytes aligned to 64, the unit of packed weight buffers.
 #[derive(Clone, Copy, Debug, zerocopy::FromBytes, zerocopy::IntoBytes, zerocopy::Immutable)]
 #[repr(C, align(64))]
 pub(crate) struct Align64(pub(crate) [u8; 64]);
@@ -121,7 +125,8 @@ pub(crate) fn quantize_portable(
     out.lo.clear();
     out.d.clear();
     out.f32.clear();
-    out.packed.clear();
+    out.sums.clear();
+    out.d_lo.clear();
     match precision {
         ActivationPrecision::F32 => out.f32.extend_from_slice(x),
         ActivationPrecision::Int8 | ActivationPrecision::Int8x2 => {

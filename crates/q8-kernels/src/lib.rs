@@ -16,24 +16,26 @@
 //!
 //! | backend | Q8_0 × int8 activations | Q8_0 × f32 activations, float weights | f32 ops |
 //! |---|---|---|---|
-//! | `avx512vnni` | 4 rows × 32 tokens `VPDPBUSD` tiles (1–2 tokens: the AVX2 kernel) | 4 × 4 FMA tiles | AVX-512 (attention as tiles) |
+//! | `avx512vnni` | packed weights ([`PackedQ8_0`]): 16 rows × 8 tokens `VPDPBUSD` tiles; unpacked: the AVX2 kernel | 4 × 4 FMA tiles | AVX-512 (attention as tiles) |
 //! | `avx2` | 4 rows × 2 tokens `VPMADDUBSW` | 4 × 4 FMA tiles (8 wide) | dot/axpy in AVX2, rest scalar |
 //! | `neon`, `neon-dotprod` | 2 × 2, `SMULL`/`SADALP` or `SDOT` | scalar | dot/axpy in NEON, rest scalar |
 //! | `scalar` | plain Rust reference | plain Rust | plain Rust |
 //!
 //! Every SIMD backend's Q8_0 × int8 result is bit-identical to the scalar one for the same
 //! quantized activations (exact block integers, then `fma(I, dw·da, acc)` in block order).
-//! Weights are used in place (no repacking, no extra memory); the activation layout is chosen
-//! by the backend when [`Kernels::quantize_activations`] runs, so a [`QuantizedActivations`]
-//! only works with the `Kernels` that filled it.
+//! Weights are used in place, except where [`Kernels::supports_packed_q8_0`] says the backend
+//! has a faster kernel for a packed copy: [`Kernels::pack_q8_0`] makes it once (the same size as
+//! the original), [`Kernels::matmul_packed_q8_0`] multiplies with it. The activation layout is
+//! chosen by the backend when [`Kernels::quantize_activations`] runs, so a
+//! [`QuantizedActivations`] only works with the `Kernels` that filled it.
 //!
 //! # Which activation precision
 //!
-//! [`ActivationPrecision::Int8`] is llama.cpp's choice and the fastest (≈ 250–280 GOP/s per
-//! Zen 4 core at 32–128 tokens with AVX-512 VNNI; llama.cpp's whole forward pass reaches ~86);
-//! [`ActivationPrecision::Int8x2`] keeps ~16 bits of every activation for exactly twice the
-//! int8 work (≈ 135 GOP/s); [`ActivationPrecision::F32`] is exact and runs on the FMA units
-//! (≈ 75 GOP/s). One-token products are bound by memory (~20 GB/s of weights). See
+//! [`ActivationPrecision::Int8`] is llama.cpp's choice and the fastest (≈ 280–340 GOP/s per
+//! Zen 4 core at 4–512 tokens with packed weights and AVX-512 VNNI, ≈ 140 at one token;
+//! llama.cpp's whole forward pass reaches ~86); [`ActivationPrecision::Int8x2`] keeps ~16 bits
+//! of every activation for exactly twice the int8 work (≈ 150–170 GOP/s);
+//! [`ActivationPrecision::F32`] is exact and runs on the FMA units (≈ 75 GOP/s). See
 //! `examples/gops.rs` and `benches/matmul.rs`.
 //!
 //! # Layouts
@@ -86,6 +88,7 @@
 mod aarch64;
 mod acts;
 mod block;
+mod packed;
 mod scalar;
 #[cfg(target_arch = "x86_64")]
 mod x86_64;
@@ -98,6 +101,7 @@ use rayon::prelude::*;
 
 pub use acts::{ActivationPrecision, QuantizedActivations};
 pub use block::{dequantize_q8_0, quantize_q8_0, BlockQ8_0, QK8_0};
+pub use packed::{PackedQ8_0, PACK_ROWS};
 
 /// Errors of this crate: shapes and lengths that do not fit, and backends that cannot run.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -161,6 +165,20 @@ pub enum KernelError {
         quantized_by: &'static str,
         /// The backend of the matmul.
         used_with: &'static str,
+    },
+    /// Packed weights were made for another backend.
+    #[error("weights were packed for backend `{packed_for}`, but are used with `{used_with}`; pack with the same `Kernels`")]
+    PackedForOtherBackend {
+        /// The backend the weights were packed for.
+        packed_for: &'static str,
+        /// The backend of the matmul.
+        used_with: &'static str,
+    },
+    /// Packed weights need int8 activations (`Int8` or `Int8x2`).
+    #[error("packed Q8_0 weights need Int8 or Int8x2 activations, got {precision:?}")]
+    PackedNeedsInt8 {
+        /// The activations' precision (`None`: never quantized).
+        precision: Option<ActivationPrecision>,
     },
     /// A RoPE position beyond the table.
     #[error("RoPE position {pos} is beyond the table's {max_pos} positions")]
@@ -353,15 +371,9 @@ impl Kernels {
         }
         let tokens = x.len() / k;
         match self.imp {
-            // One or two Int8 tokens run faster in the AVX2 kernel's portable layout (4 rows ×
-            // 2 tokens) than in 4-token-wide VNNI tiles (~40 vs ~25 GOP/s at one token).
-            #[cfg(target_arch = "x86_64")]
-            Imp::Avx512Vnni(_) if precision == ActivationPrecision::Int8 && tokens <= 2 => {
-                acts::quantize_portable(x, k, tokens, precision, out)
-            }
             #[cfg(target_arch = "x86_64")]
             Imp::Avx512Vnni(t) if precision != ActivationPrecision::F32 => {
-                t.quantize_pack(x, k, tokens, precision, out)
+                t.quantize(x, k, tokens, precision, out)
             }
             _ => acts::quantize_portable(x, k, tokens, precision, out),
         }
@@ -437,6 +449,120 @@ impl Kernels {
             #[cfg(target_arch = "aarch64")]
             Imp::NeonDotprod(t) => t.matmul_q8_0(w, rows, acts, out),
             _ => scalar::matmul_q8_0(w, rows, acts, out),
+        }
+    }
+
+    /// Whether this backend has a kernel for [`PackedQ8_0`] weights (AVX-512 VNNI). Where it
+    /// has, packing the weights once ([`Kernels::pack_q8_0`]) makes the int8 products faster;
+    /// elsewhere use [`Kernels::matmul_q8_0`] on the weights as they are.
+    pub fn supports_packed_q8_0(&self) -> bool {
+        match self.imp {
+            #[cfg(target_arch = "x86_64")]
+            Imp::Avx512Vnni(_) => true,
+            _ => false,
+        }
+    }
+
+    /// Packs the Q8_0 matrix `w` (`n` rows of `w.len()/n` blocks) for this backend's int8
+    /// kernel (see [`PackedQ8_0`]); the packed copy takes as much memory as `w`. Splits the work
+    /// over the current rayon pool.
+    ///
+    /// Errors with `Unsupported` if the backend has no packed kernel
+    /// ([`Kernels::supports_packed_q8_0`]), and on shapes that do not fit.
+    pub fn pack_q8_0(&self, w: &[BlockQ8_0], n: usize) -> Result<PackedQ8_0, KernelError> {
+        if !self.supports_packed_q8_0() {
+            return Err(KernelError::Unsupported {
+                backend: self.backend(),
+            });
+        }
+        if n == 0 || w.is_empty() || !w.len().is_multiple_of(n) {
+            return Err(KernelError::NotMultiple {
+                what: "w",
+                len: w.len(),
+                of: n,
+            });
+        }
+        // The padded row count must fit too.
+        mul("w", n.div_ceil(PACK_ROWS) * PACK_ROWS, w.len() / n * QK8_0)?;
+        Ok(packed::pack(self.backend(), w, n, w.len() / n))
+    }
+
+    /// Checks `w`, `acts` and `y` of a packed matmul.
+    fn check_packed(
+        &self,
+        w: &PackedQ8_0,
+        acts: &QuantizedActivations,
+        y: &[f32],
+    ) -> Result<(), KernelError> {
+        if w.backend != self.backend() {
+            return Err(KernelError::PackedForOtherBackend {
+                packed_for: w.backend.name(),
+                used_with: self.name(),
+            });
+        }
+        if acts.backend != Some(self.backend()) {
+            return Err(KernelError::BackendMismatch {
+                quantized_by: acts.backend.map_or("none", Backend::name),
+                used_with: self.name(),
+            });
+        }
+        if !matches!(
+            acts.precision,
+            Some(ActivationPrecision::Int8 | ActivationPrecision::Int8x2)
+        ) {
+            return Err(KernelError::PackedNeedsInt8 {
+                precision: acts.precision,
+            });
+        }
+        check_len("acts.k", acts.k, w.k)?;
+        check_len("y", y.len(), mul("y", w.rows, acts.tokens)?)
+    }
+
+    /// `y = x · Wᵀ` with packed Q8_0 weights (`w.rows()` rows of `w.k()` values) and `Int8` or
+    /// `Int8x2` activations quantized by [`Kernels::quantize_activations`] with these kernels;
+    /// `y` is `tokens × rows`. Bit-identical to [`Kernels::matmul_q8_0`] on the unpacked
+    /// weights. Splits the rows over the current rayon pool.
+    pub fn matmul_packed_q8_0(
+        &self,
+        w: &PackedQ8_0,
+        acts: &QuantizedActivations,
+        y: &mut [f32],
+    ) -> Result<(), KernelError> {
+        self.check_packed(w, acts, y)?;
+        for_row_chunks(w.rows, acts.tokens, y, true, |rows, out| {
+            self.packed_rows(w, rows, acts, out)
+        });
+        Ok(())
+    }
+
+    /// [`Kernels::matmul_packed_q8_0`] on the calling thread only.
+    pub fn matmul_packed_q8_0_single_thread(
+        &self,
+        w: &PackedQ8_0,
+        acts: &QuantizedActivations,
+        y: &mut [f32],
+    ) -> Result<(), KernelError> {
+        self.check_packed(w, acts, y)?;
+        for_row_chunks(w.rows, acts.tokens, y, false, |rows, out| {
+            self.packed_rows(w, rows, acts, out)
+        });
+        Ok(())
+    }
+
+    /// The packed kernel for a range of rows (checked shapes, packed for this backend).
+    fn packed_rows(
+        &self,
+        w: &PackedQ8_0,
+        rows: Range<usize>,
+        acts: &QuantizedActivations,
+        out: &mut [&mut [f32]],
+    ) {
+        match self.imp {
+            #[cfg(target_arch = "x86_64")]
+            Imp::Avx512Vnni(t) => t.matmul_packed(w, rows, acts, out),
+            // Only backends with a packed kernel pack (and `check_packed` matched the backend);
+            // the unpacking reference keeps every arm total.
+            _ => scalar::matmul_packed(w, rows, acts, out),
         }
     }
 

@@ -77,6 +77,22 @@ pub(crate) fn matmul_q8_0(
     }
 }
 
+/// [`matmul_q8_0`] on packed weights, by unpacking the rows first (a reference, not a fast
+/// path).
+pub(crate) fn matmul_packed(
+    w: &crate::PackedQ8_0,
+    rows: Range<usize>,
+    acts: &QuantizedActivations,
+    out: &mut [&mut [f32]],
+) {
+    let nb = acts.blocks_per_token();
+    let blocks: Vec<BlockQ8_0> = rows
+        .clone()
+        .flat_map(|r| (0..nb).map(move |b| w.block(r, b)))
+        .collect();
+    matmul_q8_0(&blocks, 0..rows.len(), acts, out);
+}
+
 /// `out[t][r - rows.start] = Σ_j W[r, j] · x[t, j]` for float weights (`w` is `n × k`).
 pub(crate) fn matmul_float<T: WeightElem>(
     w: &[T],

@@ -309,3 +309,138 @@ fn quantize_q8_0_matches_ggml_rounding() {
     assert_eq!(z.d.to_f32(), 0.0);
     assert_eq!(z.qs, [0; QK8_0]);
 }
+
+/// Packed weights give exactly the scalar backend's results on the unpacked weights, on every
+/// backend that packs, for both int8 precisions, with and without threads; the packing is
+/// lossless.
+#[test]
+fn packed_q8_0_matches_scalar() {
+    let reference = scalar();
+    let mut rng = Rng::new(7);
+    let packers: Vec<Kernels> = Kernels::available()
+        .into_iter()
+        .filter(Kernels::supports_packed_q8_0)
+        .collect();
+    for kern in &packers {
+        let mut shapes = shapes();
+        shapes.extend([(16, 768, 9), (48, 1152, 13), (35, 64, 64), (1152, 768, 4)]);
+        for (n, k, tokens) in shapes {
+            let (w, _) = q8_weights(&mut rng, n, k);
+            let packed = kern.pack_q8_0(&w, n).unwrap();
+            assert_eq!((packed.rows(), packed.k()), (n, k));
+            for (i, blk) in w.iter().enumerate() {
+                assert_eq!(packed.block(i / (k / QK8_0), i % (k / QK8_0)), *blk);
+            }
+            let x = rng.vec(tokens * k);
+            for precision in [ActivationPrecision::Int8, ActivationPrecision::Int8x2] {
+                let mut acts_ref = QuantizedActivations::new();
+                reference
+                    .quantize_activations(&x, k, precision, &mut acts_ref)
+                    .unwrap();
+                let mut y_ref = vec![0.0; tokens * n];
+                reference
+                    .matmul_q8_0_single_thread(&w, n, &acts_ref, &mut y_ref)
+                    .unwrap();
+                let mut acts = QuantizedActivations::new();
+                kern.quantize_activations(&x, k, precision, &mut acts)
+                    .unwrap();
+                for parallel in [false, true] {
+                    let mut y = vec![f32::NAN; tokens * n];
+                    if parallel {
+                        kern.matmul_packed_q8_0(&packed, &acts, &mut y).unwrap();
+                    } else {
+                        kern.matmul_packed_q8_0_single_thread(&packed, &acts, &mut y)
+                            .unwrap();
+                    }
+                    let first_diff = y
+                        .iter()
+                        .zip(&y_ref)
+                        .position(|(a, b)| a.to_bits() != b.to_bits());
+                    assert_eq!(
+                        first_diff,
+                        None,
+                        "{} packed {precision:?} n={n} k={k} tokens={tokens} parallel={parallel}",
+                        kern.name()
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Packing is refused where there is no packed kernel, and packed products check their inputs.
+#[test]
+fn packed_q8_0_errors() {
+    let mut rng = Rng::new(8);
+    let (w, _) = q8_weights(&mut rng, 20, 64);
+    assert!(!scalar().supports_packed_q8_0());
+    assert_eq!(
+        scalar().pack_q8_0(&w, 20).unwrap_err(),
+        KernelError::Unsupported {
+            backend: Backend::Scalar
+        }
+    );
+    for kern in Kernels::available()
+        .into_iter()
+        .filter(Kernels::supports_packed_q8_0)
+    {
+        assert!(matches!(
+            kern.pack_q8_0(&w, 3),
+            Err(KernelError::NotMultiple { .. })
+        ));
+        assert!(matches!(
+            kern.pack_q8_0(&w, 0),
+            Err(KernelError::NotMultiple { .. })
+        ));
+        let packed = kern.pack_q8_0(&w, 20).unwrap();
+        let x = rng.vec(3 * 64);
+        let mut acts = QuantizedActivations::new();
+        let mut y = vec![0.0; 3 * 20];
+        // Never quantized.
+        assert!(matches!(
+            kern.matmul_packed_q8_0(&packed, &acts, &mut y),
+            Err(KernelError::BackendMismatch { .. })
+        ));
+        kern.quantize_activations(&x, 64, ActivationPrecision::F32, &mut acts)
+            .unwrap();
+        assert_eq!(
+            kern.matmul_packed_q8_0(&packed, &acts, &mut y),
+            Err(KernelError::PackedNeedsInt8 {
+                precision: Some(ActivationPrecision::F32)
+            })
+        );
+        kern.quantize_activations(&x, 64, ActivationPrecision::Int8, &mut acts)
+            .unwrap();
+        assert!(matches!(
+            kern.matmul_packed_q8_0(&packed, &acts, &mut y[1..]),
+            Err(KernelError::LengthMismatch { what: "y", .. })
+        ));
+        // Activations of another k.
+        kern.quantize_activations(&x, 32, ActivationPrecision::Int8, &mut acts)
+            .unwrap();
+        assert!(matches!(
+            kern.matmul_packed_q8_0(&packed, &acts, &mut vec![0.0; 6 * 20]),
+            Err(KernelError::LengthMismatch { what: "acts.k", .. })
+        ));
+        // Activations of another backend.
+        scalar()
+            .quantize_activations(&x, 64, ActivationPrecision::Int8, &mut acts)
+            .unwrap();
+        assert!(matches!(
+            kern.matmul_packed_q8_0(&packed, &acts, &mut y),
+            Err(KernelError::BackendMismatch { .. })
+        ));
+        // Weights packed by another backend are refused by the others.
+        for other in Kernels::available() {
+            if other.backend() != kern.backend() {
+                other
+                    .quantize_activations(&x, 64, ActivationPrecision::Int8, &mut acts)
+                    .unwrap();
+                assert!(matches!(
+                    other.matmul_packed_q8_0(&packed, &acts, &mut y),
+                    Err(KernelError::PackedForOtherBackend { .. })
+                ));
+            }
+        }
+    }
+}

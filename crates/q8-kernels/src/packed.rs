@@ -1,0 +1,135 @@
+//! Q8_0 weights re-laid out once for an int8 GEMM kernel ([`PackedQ8_0`]).
+//!
+//! # Layout
+//!
+//! Rows are taken in groups of [`PACK_ROWS`] = 16 (the last group is padded with zero rows).
+//! For each group and each 32-value block `b`, the 16 rows' quants fill 512 bytes: 8 steps `s` of
+//! 64 bytes, where bytes `4r..4r+4` of step `s` are quants `4s..4s+4` of row `r` of the group,
+//! stored as `q + 128` (unsigned). One 64-byte load then holds 4 consecutive values of 16 rows,
+//! which `VPDPBUSD` multiplies by 4 activation bytes broadcast to every lane, so each i32 lane
+//! accumulates one row's dot product: no horizontal sums, no shuffles. The `+128` makes the
+//! weights the unsigned operand; the kernel subtracts `128·Σa` per block (precomputed with the
+//! activations). The 16 rows' f16 scales of each block are kept apart (32 bytes per group and
+//! block), so both streams are read in address order.
+//!
+//! A group of k = 768 is 24 · 512 = 12 KiB of quants: it stays in L1 while every token tile
+//! passes over it. The packed matrix takes the same memory as the Q8_0 original (32 + 2 bytes per
+//! 32 values, plus the padding rows).
+
+use half::f16;
+use rayon::prelude::*;
+
+use crate::acts::Align64;
+use crate::block::{BlockQ8_0, QK8_0};
+use crate::Backend;
+
+/// Rows per packed group.
+pub const PACK_ROWS: usize = 16;
+/// Bytes of quants per group and block.
+pub(crate) const GROUP_BLOCK_BYTES: usize = PACK_ROWS * QK8_0;
+
+/// A Q8_0 matrix (`rows × k`) in the packed layout of one backend's int8 kernel (see the module
+/// docs). Made by [`Kernels::pack_q8_0`](crate::Kernels::pack_q8_0); multiply with
+/// [`Kernels::matmul_packed_q8_0`](crate::Kernels::matmul_packed_q8_0).
+#[derive(Clone)]
+pub struct PackedQ8_0 {
+    pub(crate) backend: Backend,
+    pub(crate) rows: usize,
+    pub(crate) k: usize,
+    /// `groups × nb × 512` bytes of `q + 128`.
+    pub(crate) qs: Vec<Align64>,
+    /// `groups × nb × 16` scales.
+    pub(crate) d: Vec<f16>,
+}
+
+impl std::fmt::Debug for PackedQ8_0 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PackedQ8_0")
+            .field("backend", &self.backend.name())
+            .field("rows", &self.rows)
+            .field("k", &self.k)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PackedQ8_0 {
+    /// Number of output rows.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Values per row.
+    pub fn k(&self) -> usize {
+        self.k
+    }
+
+    /// The backend whose kernel this layout is for.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Bytes of memory the packed matrix holds.
+    pub fn size_bytes(&self) -> usize {
+        self.qs.len() * size_of::<Align64>() + self.d.len() * size_of::<f16>()
+    }
+
+    /// Blocks per row.
+    pub(crate) fn blocks_per_row(&self) -> usize {
+        self.k / QK8_0
+    }
+
+    /// Block `b` of row `row` as the original [`BlockQ8_0`] (`row < rows`, `b < k/32`): the
+    /// inverse of packing, for tests and debugging.
+    pub fn block(&self, row: usize, b: usize) -> BlockQ8_0 {
+        let nb = self.blocks_per_row();
+        let (g, r) = (row / PACK_ROWS, row % PACK_ROWS);
+        let bytes = zerocopy::IntoBytes::as_bytes(self.qs.as_slice());
+        let base = (g * nb + b) * GROUP_BLOCK_BYTES;
+        let qs = core::array::from_fn(|j| {
+            let (s, i) = (j / 4, j % 4);
+            (bytes[base + s * 64 + 4 * r + i] ^ 0x80) as i8
+        });
+        BlockQ8_0 {
+            d: self.d[(g * nb + b) * PACK_ROWS + r],
+            qs,
+        }
+    }
+}
+
+/// Packs `w` (`rows × nb` blocks, checked by the caller) for `backend`, splitting the groups over
+/// the current rayon pool.
+pub(crate) fn pack(backend: Backend, w: &[BlockQ8_0], rows: usize, nb: usize) -> PackedQ8_0 {
+    let groups = rows.div_ceil(PACK_ROWS);
+    let mut qs = vec![Align64([0x80; 64]); groups * nb * GROUP_BLOCK_BYTES / 64];
+    let mut d = vec![f16::ZERO; groups * nb * PACK_ROWS];
+    let group_qs = nb * GROUP_BLOCK_BYTES / 64;
+    qs.par_chunks_mut(group_qs)
+        .zip(d.par_chunks_mut(nb * PACK_ROWS))
+        .enumerate()
+        .for_each(|(g, (gq, gd))| {
+            let gq = zerocopy::IntoBytes::as_mut_bytes(gq);
+            for r in 0..PACK_ROWS.min(rows - g * PACK_ROWS) {
+                let row = &w[(g * PACK_ROWS + r) * nb..][..nb];
+                for (b, blk) in row.iter().enumerate() {
+                    gd[b * PACK_ROWS + r] = blk.d;
+                    let dst = &mut gq[b * GROUP_BLOCK_BYTES + 4 * r..];
+                    for (s, quad) in blk.qs.chunks_exact(4).enumerate() {
+                        let v = u32::from_le_bytes([
+                            quad[0] as u8,
+                            quad[1] as u8,
+                            quad[2] as u8,
+                            quad[3] as u8,
+                        ]) ^ 0x8080_8080;
+                        dst[s * 64..s * 64 + 4].copy_from_slice(&v.to_le_bytes());
+                    }
+                }
+            }
+        });
+    PackedQ8_0 {
+        backend,
+        rows,
+        k: nb * QK8_0,
+        qs,
+        d,
+    }
+}
