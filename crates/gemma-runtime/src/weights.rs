@@ -1,12 +1,19 @@
-//! Weight matrices used in place from the memory-mapped GGUF file.
+//! Weight matrices used in place from the memory-mapped GGUF file, or packed once for the int8
+//! kernel.
 //!
-//! A [`Matrix`] keeps only the tensor's description; its bytes are viewed (zero-copy, checked by
+//! A [`Matrix`] keeps the tensor's description; its bytes are viewed (zero-copy, checked by
 //! zerocopy for size and alignment) each time a product needs them, so the model owns the map and
-//! nothing borrows from it across calls.
+//! nothing borrows from it across calls. Where the kernels have a faster int8 kernel for a packed
+//! layout ([`Kernels::supports_packed_q8_0`]), [`Matrix::pack`] makes that copy once and the
+//! int8 products use it.
+
+use std::sync::Arc;
 
 use gguf::{GgmlType, Gguf, TensorInfo};
 use half::{bf16, f16};
-use q8_kernels::{ActivationPrecision, BlockQ8_0, Kernels, QuantizedActivations, QK8_0};
+use q8_kernels::{
+    ActivationPrecision, BlockQ8_0, Kernels, PackedQ8_0, QuantizedActivations, QK8_0,
+};
 use zerocopy::FromBytes;
 
 use crate::RuntimeError;
@@ -22,6 +29,8 @@ pub(crate) struct Matrix {
     pub rows: usize,
     /// Input size (`ne[0]`).
     pub cols: usize,
+    /// The Q8_0 weights packed for the int8 kernel ([`Matrix::pack`]).
+    packed: Option<Arc<PackedQ8_0>>,
 }
 
 /// Converts a dimension from the file to `usize` (it was already bounded by the file's size).
@@ -63,6 +72,7 @@ impl Matrix {
             rows: to_usize(name, info.ne[1])?,
             cols: to_usize(name, info.ne[0])?,
             info,
+            packed: None,
         };
         m.view(file)?;
         Ok(m)
@@ -88,6 +98,21 @@ impl Matrix {
             });
         }
         Matrix::load(file, name, rows, cols)
+    }
+
+    /// Packs Q8_0 weights for `kern`'s int8 kernel if it has one; other weights stay as they
+    /// are. Returns whether the matrix is packed.
+    pub(crate) fn pack<B: AsRef<[u8]>>(
+        &mut self,
+        kern: &Kernels,
+        file: &Gguf<B>,
+    ) -> Result<bool, RuntimeError> {
+        if self.packed.is_none() && kern.supports_packed_q8_0() {
+            if let WeightView::Q8_0(w) = self.view(file)? {
+                self.packed = Some(Arc::new(kern.pack_q8_0(w, self.rows)?));
+            }
+        }
+        Ok(self.packed.is_some())
     }
 
     /// The ggml type of the weights.
@@ -218,6 +243,18 @@ pub(crate) fn matmul<B: AsRef<[u8]>>(
     parallel: bool,
 ) -> Result<(), RuntimeError> {
     let (n, k, x) = (m.rows, m.cols, input.x);
+    let int8 = matches!(
+        input.q.precision(),
+        Some(ActivationPrecision::Int8 | ActivationPrecision::Int8x2)
+    );
+    if let (Some(p), true) = (&m.packed, int8) {
+        if parallel {
+            kern.matmul_packed_q8_0(p, input.q, y)?;
+        } else {
+            kern.matmul_packed_q8_0_single_thread(p, input.q, y)?;
+        }
+        return Ok(());
+    }
     match (m.view(file)?, parallel) {
         (WeightView::Q8_0(w), true) => kern.matmul_q8_0(w, n, input.q, y)?,
         (WeightView::Q8_0(w), false) => kern.matmul_q8_0_single_thread(w, n, input.q, y)?,

@@ -22,27 +22,39 @@ pub(crate) enum Role {
     Dense,
 }
 
-/// Sequences of at most this many tokens use f32 activations in [`Precision::Mixed`]: at these
-/// sizes the f32 × Q8_0 products are both faster and more exact than the int8 ones (measured on
-/// one AVX-512 VNNI core with `examples/timing.rs`, CPU time per forward pass, f32 vs int8 vs
-/// mixed activations: 4 tokens 20 / 31 / 34 ms, 8 tokens 31 / 38 / 40 ms, 16 tokens
-/// 54 / 45 / 49 ms). The choice depends on the sequence alone, never on the batch, so results
-/// stay identical alone and batched.
+/// Sequences of at most this many tokens use f32 activations in [`Precision::Mixed`] when the
+/// weights are used unpacked: at these sizes the f32 × Q8_0 products are both faster and more
+/// exact than the unpacked int8 ones (measured on one AVX-512 VNNI core with
+/// `examples/timing.rs`, CPU time per forward pass, f32 vs int8 vs mixed activations: 4 tokens
+/// 20 / 31 / 34 ms, 8 tokens 31 / 38 / 40 ms, 16 tokens 54 / 45 / 49 ms). The choice depends on
+/// the sequence alone, never on the batch, so results stay identical alone and batched.
 pub(crate) const MIXED_F32_MAX_TOKENS: usize = 8;
 
+/// Sequences of at most this many tokens use two-part int8 activations for every product in
+/// [`Precision::Mixed`] when the weights are packed: a product of a few tokens is bound by
+/// reading the weights, so the second int8 pass costs little, and it keeps ~16 bits of every
+/// activation.
+pub(crate) const MIXED_INT8X2_MAX_TOKENS: usize = 16;
+
 /// The activation precision of the Q8_0 products of `role` under `precision` for a sequence of
-/// `tokens` tokens.
+/// `tokens` tokens, with the layer weights `packed` for the int8 kernel or not.
 pub(crate) fn activation_precision(
     precision: Precision,
     role: Role,
     tokens: usize,
+    packed: bool,
 ) -> ActivationPrecision {
     match (precision, role) {
         // One vector: exact activations cost nothing measurable.
         (_, Role::Dense) => ActivationPrecision::F32,
         (Precision::F32, _) => ActivationPrecision::F32,
         (Precision::Int8, _) => ActivationPrecision::Int8,
-        (Precision::Mixed, _) if tokens <= MIXED_F32_MAX_TOKENS => ActivationPrecision::F32,
+        (Precision::Mixed, _) if packed && tokens <= MIXED_INT8X2_MAX_TOKENS => {
+            ActivationPrecision::Int8x2
+        }
+        (Precision::Mixed, _) if !packed && tokens <= MIXED_F32_MAX_TOKENS => {
+            ActivationPrecision::F32
+        }
         // `gelu(gate) ⊙ up` is not RMS-normalised and carries the largest outliers: widening this
         // one product buys most of the accuracy (see `Precision`).
         (Precision::Mixed, Role::Down) => ActivationPrecision::Int8x2,
@@ -155,7 +167,7 @@ impl GemmaModel {
         let Some((d2, d3)) = &self.dense else {
             return Ok(s.pooled.clone());
         };
-        let p = activation_precision(self.precision, Role::Dense, 1);
+        let p = activation_precision(self.precision, Role::Dense, 1, self.packed);
         sized(&mut s.mid, d2.rows);
         sized(&mut s.out, d3.rows);
         self.product(d2, &s.pooled, p, &mut s.acts, &mut s.mid, parallel)?;
@@ -188,7 +200,7 @@ impl GemmaModel {
         let cfg = &self.cfg;
         let kern = self.kern;
         let file = &self.file;
-        let prec = |role| activation_precision(self.precision, role, n);
+        let prec = |role| activation_precision(self.precision, role, n, self.packed);
 
         // Attention.
         kern.rms_norm(&s.x, &l.attn_norm, cfg.eps, &mut s.xn)?;

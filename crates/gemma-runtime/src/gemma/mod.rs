@@ -93,6 +93,26 @@ struct Layer {
     local: bool,
 }
 
+impl Layer {
+    /// Packs the layer's Q8_0 matrices for `kern`'s int8 kernel (see [`Matrix::pack`]); true if
+    /// all of them are packed.
+    fn pack(&mut self, kern: &Kernels, file: &Gguf<Mmap>) -> Result<bool, RuntimeError> {
+        let mut all = true;
+        for m in [
+            &mut self.wq,
+            &mut self.wk,
+            &mut self.wv,
+            &mut self.wo,
+            &mut self.gate,
+            &mut self.up,
+            &mut self.down,
+        ] {
+            all &= m.pack(kern, file)?;
+        }
+        Ok(all)
+    }
+}
+
 /// A loaded EmbeddingGemma model.
 pub(crate) struct GemmaModel {
     file: Gguf<Mmap>,
@@ -101,6 +121,8 @@ pub(crate) struct GemmaModel {
     tokenizer: spm_tokenizer::Tokenizer,
     kern: &'static Kernels,
     precision: Precision,
+    /// Whether the layer matrices are packed for the int8 kernel.
+    packed: bool,
     token_embd: Matrix,
     layers: Vec<Layer>,
     output_norm: Vec<f32>,
@@ -191,6 +213,20 @@ impl GemmaModel {
         }
 
         let kern = q8_kernels::kernels()?;
+        // Int8 products run on packed layer weights where the kernels have a packed kernel;
+        // all-f32 activations read the file's weights as they are.
+        let packed = if opts.precision != Precision::F32 && kern.supports_packed_q8_0() {
+            use rayon::prelude::*;
+            let results: Vec<Result<bool, RuntimeError>> =
+                layers.par_iter_mut().map(|l| l.pack(kern, &file)).collect();
+            let mut all = true;
+            for r in results {
+                all &= r?;
+            }
+            all
+        } else {
+            false
+        };
         // Tables for every position the model accepts (context_length), not the 131072 of the
         // original Gemma 3 config.
         let rope_global = RopeTable::new(cfg.head_dim, cfg.rope_base_global, cfg.context_length)?;
@@ -229,6 +265,7 @@ impl GemmaModel {
             tokenizer,
             kern,
             precision: opts.precision,
+            packed,
             token_embd,
             layers,
             output_norm,
