@@ -159,6 +159,11 @@ impl<B: AsRef<[u8]>> Gguf<B> {
         self.bytes
     }
 
+    /// The byte container (for example the memory map, to advise the kernel about its pages).
+    pub fn inner(&self) -> &B {
+        &self.bytes
+    }
+
     /// The format version (2 or 3).
     pub fn version(&self) -> u32 {
         self.header.version
