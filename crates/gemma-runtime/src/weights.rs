@@ -101,7 +101,8 @@ impl Matrix {
     }
 
     /// Packs Q8_0 weights for `kern`'s int8 kernel if it has one; other weights stay as they
-    /// are. Returns whether the matrix is packed.
+    /// are. Returns whether the matrix is packed (then the file's pages of the tensor are no
+    /// longer read by int8 products, and the caller may release them).
     pub(crate) fn pack<B: AsRef<[u8]>>(
         &mut self,
         kern: &Kernels,
@@ -113,6 +114,11 @@ impl Matrix {
             }
         }
         Ok(self.packed.is_some())
+    }
+
+    /// The tensor's description in the file.
+    pub(crate) fn info(&self) -> &TensorInfo {
+        &self.info
     }
 
     /// The ggml type of the weights.
