@@ -107,20 +107,21 @@ pub(crate) fn pack(backend: Backend, w: &[BlockQ8_0], rows: usize, nb: usize) ->
         .zip(d.par_chunks_mut(nb * PACK_ROWS))
         .enumerate()
         .for_each(|(g, (gq, gd))| {
-            let gq = zerocopy::IntoBytes::as_mut_bytes(gq);
+            // The group as dwords: block b, step s, row r is dword `(b·8 + s)·16 + r`.
+            let gq: &mut [u32] =
+                zerocopy::FromBytes::mut_from_bytes(zerocopy::IntoBytes::as_mut_bytes(gq))
+                    .expect("64-byte units are whole dwords");
             for r in 0..PACK_ROWS.min(rows - g * PACK_ROWS) {
                 let row = &w[(g * PACK_ROWS + r) * nb..][..nb];
-                for (b, blk) in row.iter().enumerate() {
-                    gd[b * PACK_ROWS + r] = blk.d;
-                    let dst = &mut gq[b * GROUP_BLOCK_BYTES + 4 * r..];
-                    for (s, quad) in blk.qs.chunks_exact(4).enumerate() {
-                        let v = u32::from_le_bytes([
-                            quad[0] as u8,
-                            quad[1] as u8,
-                            quad[2] as u8,
-                            quad[3] as u8,
-                        ]) ^ 0x8080_8080;
-                        dst[s * 64..s * 64 + 4].copy_from_slice(&v.to_le_bytes());
+                for ((blk, dst), dd) in row
+                    .iter()
+                    .zip(gq.chunks_exact_mut(8 * PACK_ROWS))
+                    .zip(gd.chunks_exact_mut(PACK_ROWS))
+                {
+                    dd[r] = blk.d;
+                    let quads: &[[u8; 4]; 8] = zerocopy::transmute_ref!(&blk.qs);
+                    for (s, quad) in quads.iter().enumerate() {
+                        dst[s * PACK_ROWS + r] = u32::from_le_bytes(*quad) ^ 0x8080_8080;
                     }
                 }
             }
