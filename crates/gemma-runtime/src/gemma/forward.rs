@@ -2,7 +2,7 @@
 
 use q8_kernels::{ActivationPrecision, QuantizedActivations};
 
-use super::{GemmaModel, Layer, Pooling};
+use super::{GemmaModel, Layer, Pooling, Ropes, EMBD_ROWS_PER_RELEASE};
 use crate::model::Precision;
 use crate::weights::{matmul, prepare, Input, Matrix};
 use crate::RuntimeError;
@@ -62,7 +62,18 @@ pub(crate) fn activation_precision(
     }
 }
 
+/// Tokens per feed-forward step. The `n_ff`-wide intermediates (`gate`, `up`, `h`) hold this many
+/// tokens instead of the whole sequence: for 2,048 tokens that is 3.5 MB instead of 28 MB, and
+/// each step's intermediates stay in cache. Every token's outputs are computed the same way in
+/// any step (the products work token by token), so the results do not depend on this size.
+pub(crate) const FFN_CHUNK: usize = 256;
+
 /// Working memory of one forward pass; grown to the longest sequence seen, never shrunk.
+///
+/// Buffers that are never needed at the same time share one allocation, handed over with
+/// [`std::mem::swap`]: `xn` and `att` (the normed residual is dead once `q`, `k`, `v` exist), `q`
+/// and `o` (the queries are dead once attention has run). Between blocks the allocations are in
+/// `xn` and `q`.
 #[derive(Debug, Default)]
 pub(crate) struct Scratch {
     /// Residual stream, `n × n_embd`.
@@ -75,15 +86,15 @@ pub(crate) struct Scratch {
     k: Vec<f32>,
     /// Values, `n × n_head_kv·head_dim`.
     v: Vec<f32>,
-    /// Attention output, `n × n_head·head_dim`.
+    /// Attention output, `n × n_head·head_dim` (the allocation of `xn`).
     att: Vec<f32>,
-    /// Output of `attn_output` / `ffn_down`, `n × n_embd`.
+    /// Output of `attn_output` / `ffn_down`, `n × n_embd` (the allocation of `q`).
     o: Vec<f32>,
-    /// `ffn_gate` output, `n × n_ff`.
+    /// `ffn_gate` output, `FFN_CHUNK × n_ff` at most.
     gate: Vec<f32>,
-    /// `ffn_up` output, `n × n_ff`.
+    /// `ffn_up` output, `FFN_CHUNK × n_ff` at most.
     up: Vec<f32>,
-    /// `gelu(gate) ⊙ up`, `n × n_ff`.
+    /// `gelu(gate) ⊙ up`, `FFN_CHUNK × n_ff` at most.
     h: Vec<f32>,
     /// Pooled vector and Dense outputs.
     pooled: Vec<f32>,
@@ -138,20 +149,22 @@ impl GemmaModel {
             }
             self.token_embd.dequantize_row(&self.file, r, row)?;
             kern.scale(row, scale);
+            if (position + 1) % EMBD_ROWS_PER_RELEASE == 0 {
+                self.release_token_embd();
+            }
         }
-        sized(&mut s.xn, n * d);
-        sized(&mut s.q, n * cfg.q_dim());
+        self.release_token_embd();
+        let ropes = self.ropes(n)?;
         sized(&mut s.k, n * cfg.kv_dim());
         sized(&mut s.v, n * cfg.kv_dim());
-        sized(&mut s.att, n * cfg.q_dim());
-        sized(&mut s.o, n * d);
-        sized(&mut s.gate, n * cfg.n_ff);
-        sized(&mut s.up, n * cfg.n_ff);
-        sized(&mut s.h, n * cfg.n_ff);
+        let ffn_tokens = n.min(FFN_CHUNK);
+        sized(&mut s.gate, ffn_tokens * cfg.n_ff);
+        sized(&mut s.up, ffn_tokens * cfg.n_ff);
+        sized(&mut s.h, ffn_tokens * cfg.n_ff);
 
         // 2. The blocks.
         for layer in &self.layers {
-            self.block(layer, n, s, parallel)?;
+            self.block(layer, n, &ropes, s, parallel)?;
         }
 
         // 3. Final norm and pooling.
@@ -194,6 +207,7 @@ impl GemmaModel {
         &self,
         l: &Layer,
         n: usize,
+        ropes: &Ropes,
         s: &mut Scratch,
         parallel: bool,
     ) -> Result<(), RuntimeError> {
@@ -203,6 +217,8 @@ impl GemmaModel {
         let prec = |role| activation_precision(self.precision, role, n, self.packed);
 
         // Attention.
+        sized(&mut s.xn, n * cfg.n_embd);
+        sized(&mut s.q, n * cfg.q_dim());
         kern.rms_norm(&s.x, &l.attn_norm, cfg.eps, &mut s.xn)?;
         prepare(
             kern,
@@ -223,12 +239,15 @@ impl GemmaModel {
         kern.rms_norm_inplace(&mut s.q, &l.q_norm, cfg.eps)?;
         kern.rms_norm_inplace(&mut s.k, &l.k_norm, cfg.eps)?;
         let (rope, window) = if l.local {
-            (&self.rope_local, Some(cfg.half_window()))
+            (&ropes.local, Some(cfg.half_window()))
         } else {
-            (&self.rope_global, None)
+            (&ropes.global, None)
         };
         kern.rope_neox_seq(&mut s.q, cfg.n_head, rope)?;
         kern.rope_neox_seq(&mut s.k, cfg.n_head_kv, rope)?;
+        // The normed residual is dead: its allocation takes the attention output.
+        std::mem::swap(&mut s.xn, &mut s.att);
+        sized(&mut s.att, n * cfg.q_dim());
         let scale = 1.0 / (cfg.head_dim as f32).sqrt();
         let attention = if parallel {
             q8_kernels::Kernels::attention
@@ -248,6 +267,9 @@ impl GemmaModel {
             window,
             &mut s.att,
         )?;
+        // The queries are dead: their allocation takes the output projection.
+        std::mem::swap(&mut s.q, &mut s.o);
+        sized(&mut s.o, n * cfg.n_embd);
         self.product(
             &l.wo,
             &s.att,
@@ -259,34 +281,32 @@ impl GemmaModel {
         kern.rms_norm_inplace(&mut s.o, &l.post_attn_norm, cfg.eps)?;
         kern.add_assign(&mut s.x, &s.o)?;
 
-        // Feed-forward.
+        // Feed-forward, FFN_CHUNK tokens at a time.
+        std::mem::swap(&mut s.att, &mut s.xn);
+        sized(&mut s.xn, n * cfg.n_embd);
         kern.rms_norm(&s.x, &l.ffn_norm, cfg.eps, &mut s.xn)?;
-        prepare(
-            kern,
-            &[&l.gate, &l.up],
-            &s.xn,
-            prec(Role::GateUp),
-            &mut s.acts,
-        )?;
-        {
-            let input = Input {
-                x: &s.xn,
-                q: &s.acts,
-            };
-            matmul(kern, file, &l.gate, &input, &mut s.gate, parallel)?;
-            matmul(kern, file, &l.up, &input, &mut s.up, parallel)?;
+        let d = cfg.n_embd;
+        for start in (0..n).step_by(FFN_CHUNK) {
+            let tokens = FFN_CHUNK.min(n - start);
+            let rows = start * d..(start + tokens) * d;
+            let xn = &s.xn[rows.clone()];
+            let gate = &mut s.gate[..tokens * cfg.n_ff];
+            let up = &mut s.up[..tokens * cfg.n_ff];
+            let h = &mut s.h[..tokens * cfg.n_ff];
+            prepare(kern, &[&l.gate, &l.up], xn, prec(Role::GateUp), &mut s.acts)?;
+            {
+                let input = Input { x: xn, q: &s.acts };
+                matmul(kern, file, &l.gate, &input, gate, parallel)?;
+                matmul(kern, file, &l.up, &input, up, parallel)?;
+            }
+            kern.geglu(gate, up, h)?;
+            let o = &mut s.o[rows.clone()];
+            self.product(&l.down, h, prec(Role::Down), &mut s.acts, o, parallel)?;
+            kern.rms_norm_inplace(o, &l.post_ffw_norm, cfg.eps)?;
+            kern.add_assign(&mut s.x[rows], o)?;
         }
-        kern.geglu(&s.gate, &s.up, &mut s.h)?;
-        self.product(
-            &l.down,
-            &s.h,
-            prec(Role::Down),
-            &mut s.acts,
-            &mut s.o,
-            parallel,
-        )?;
-        kern.rms_norm_inplace(&mut s.o, &l.post_ffw_norm, cfg.eps)?;
-        kern.add_assign(&mut s.x, &s.o)?;
+        // Back to the places the next block expects.
+        std::mem::swap(&mut s.o, &mut s.q);
         Ok(())
     }
 }

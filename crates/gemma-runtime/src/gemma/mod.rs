@@ -35,9 +35,10 @@
 mod config;
 mod forward;
 
-use std::sync::Mutex;
+use std::ops::Range;
+use std::sync::{Arc, Mutex, RwLock};
 
-use gguf::Gguf;
+use gguf::{Gguf, TensorInfo};
 use memmap2::Mmap;
 use q8_kernels::{Kernels, RopeTable};
 
@@ -94,8 +95,8 @@ struct Layer {
 }
 
 impl Layer {
-    /// Packs the layer's Q8_0 matrices for `kern`'s int8 kernel (see [`Matrix::pack`]); true if
-    /// all of them are packed.
+    /// Packs the layer's Q8_0 matrices for `kern`'s int8 kernel (see [`Matrix::pack`]) and
+    /// releases the file pages of the packed ones; true if all of them are packed.
     fn pack(&mut self, kern: &Kernels, file: &Gguf<Mmap>) -> Result<bool, RuntimeError> {
         let mut all = true;
         for m in [
@@ -107,15 +108,75 @@ impl Layer {
             &mut self.up,
             &mut self.down,
         ] {
-            all &= m.pack(kern, file)?;
+            let packed = m.pack(kern, file)?;
+            if packed {
+                // The int8 products read the packed copy only: the file's pages of the tensor
+                // would count twice in the resident memory.
+                release(file, tensor_bytes(file, m.info()));
+            }
+            all &= packed;
         }
         Ok(all)
     }
 }
 
+/// Unmaps the pages of `range` (bytes of `file`) from this process, so they stop counting in
+/// its resident memory. They stay in the page cache: reading them again maps them again, with the
+/// same contents. A no-op where that is not possible.
+///
+/// `file` must be [`Gguf::open`]'s read-only shared map of a file (the only kind
+/// [`crate::open`] makes).
+fn release(file: &Gguf<Mmap>, range: Range<usize>) {
+    #[cfg(unix)]
+    {
+        use memmap2::UncheckedAdvice;
+        let (start, len) = (range.start, range.len());
+        // SAFETY: the map is `Gguf::open`'s read-only shared map of a file, never written.
+        // MADV_DONTNEED on such a map only drops this process's page-table entries: the next
+        // read of a page maps the page cache's copy of the file again, so every `&[u8]`
+        // borrowed from the map (including ones other threads hold right now) keeps reading
+        // the same bytes. Every caller passes a range inside the map (a tensor's bytes or the
+        // whole map).
+        let result = unsafe {
+            file.inner()
+                .unchecked_advise_range(UncheckedAdvice::DontNeed, start, len)
+        };
+        // A failure only means the pages stay resident.
+        drop(result);
+    }
+    #[cfg(not(unix))]
+    drop((file, range));
+}
+
+/// The bytes of tensor `t` in `file`.
+fn tensor_bytes(file: &Gguf<Mmap>, t: &TensorInfo) -> Range<usize> {
+    let bytes = file.tensor_bytes(t);
+    // The tensor's bytes are a sub-slice of the file's.
+    let start = bytes.as_ptr() as usize - file.bytes().as_ptr() as usize;
+    start..start + bytes.len()
+}
+
+/// The RoPE tables of the global and the local layers, for positions `0..max_pos`.
+#[derive(Debug)]
+pub(crate) struct Ropes {
+    global: RopeTable,
+    local: RopeTable,
+}
+
+/// The fewest positions a RoPE table is built for: short texts never pay for 2,048 positions.
+const MIN_ROPE_POSITIONS: usize = 64;
+
+/// Token embedding rows read between two [`release`]s of the table. Reading one row
+/// maps the 16 file pages around it (the kernel's fault-around), 64 KiB for an 816-byte row; the
+/// rows of a text are scattered over the 214 MB table, so without the release every distinct
+/// token would keep ~64 KiB resident (51 MB for the 9,516 tokens of `docs.jsonl`).
+const EMBD_ROWS_PER_RELEASE: usize = 32;
+
 /// A loaded EmbeddingGemma model.
 pub(crate) struct GemmaModel {
     file: Gguf<Mmap>,
+    /// The bytes of `token_embd.weight` in the file.
+    token_embd_bytes: Range<usize>,
     cfg: GemmaConfig,
     info: ModelInfo,
     tokenizer: spm_tokenizer::Tokenizer,
@@ -127,8 +188,9 @@ pub(crate) struct GemmaModel {
     layers: Vec<Layer>,
     output_norm: Vec<f32>,
     dense: Option<(Matrix, Matrix)>,
-    rope_global: RopeTable,
-    rope_local: RopeTable,
+    /// RoPE tables for the longest sequence seen so far (rounded up to a power of two), built
+    /// on demand: positions do not depend on the table's length, so the values are the same.
+    ropes: RwLock<Arc<Ropes>>,
     /// Working memory of finished calls, reused by the next ones (one per concurrent call).
     scratch: Mutex<Vec<Scratch>>,
 }
@@ -153,6 +215,8 @@ pub(crate) fn load(
 }
 
 impl GemmaModel {
+    /// `file` is [`Gguf::open`]'s read-only shared map of a file (the only kind
+    /// [`crate::open`] makes), which [`release`] relies on.
     fn load(file: Gguf<Mmap>, opts: &RuntimeOptions) -> Result<Self, RuntimeError> {
         let arch = file.architecture()?.to_owned();
         let has_d2 = file.tensor("dense_2.weight").is_some();
@@ -166,6 +230,7 @@ impl GemmaModel {
         let d = cfg.n_embd;
 
         let token_embd = Matrix::load_rows_any(&file, "token_embd.weight", d)?;
+        let token_embd_bytes = tensor_bytes(&file, file.require_tensor("token_embd.weight")?);
         let mut layers = Vec::with_capacity(cfg.n_layer);
         for (il, &local) in cfg.is_local.iter().enumerate() {
             let n = |s: &str| format!("blk.{il}.{s}.weight");
@@ -227,10 +292,7 @@ impl GemmaModel {
         } else {
             false
         };
-        // Tables for every position the model accepts (context_length), not the 131072 of the
-        // original Gemma 3 config.
-        let rope_global = RopeTable::new(cfg.head_dim, cfg.rope_base_global, cfg.context_length)?;
-        let rope_local = RopeTable::new(cfg.head_dim, cfg.rope_base_local, cfg.context_length)?;
+        let ropes = Ropes::new(&cfg, MIN_ROPE_POSITIONS.min(cfg.context_length))?;
 
         let output_dim = cfg.output_dim();
         let info = ModelInfo {
@@ -258,8 +320,9 @@ impl GemmaModel {
                 .to_owned(),
         };
 
-        Ok(GemmaModel {
+        let model = GemmaModel {
             file,
+            token_embd_bytes,
             cfg,
             info,
             tokenizer,
@@ -270,10 +333,41 @@ impl GemmaModel {
             layers,
             output_norm,
             dense,
-            rope_global,
-            rope_local,
+            ropes: RwLock::new(Arc::new(ropes)),
             scratch: Mutex::new(Vec::new()),
-        })
+        };
+        // What was read so far (the tokenizer's metadata, the norms, the validation) has been
+        // copied or is no longer needed: don't keep those pages resident. What the forward pass
+        // reads from the map (token rows, the Dense and any unpacked matrices) maps again on
+        // first use.
+        release(&model.file, 0..model.file.bytes().len());
+        Ok(model)
+    }
+
+    /// Releases the pages of the token embedding table (see [`EMBD_ROWS_PER_RELEASE`]).
+    fn release_token_embd(&self) {
+        release(&self.file, self.token_embd_bytes.clone());
+    }
+
+    /// RoPE tables for at least `n` positions (`n <= context_length`).
+    fn ropes(&self, n: usize) -> Result<Arc<Ropes>, RuntimeError> {
+        let read = |lock: &RwLock<Arc<Ropes>>| match lock.read() {
+            Ok(r) => Arc::clone(&r),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        };
+        let current = read(&self.ropes);
+        if current.global.max_pos() >= n {
+            return Ok(current);
+        }
+        let mut slot = match self.ropes.write() {
+            Ok(w) => w,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if slot.global.max_pos() < n {
+            let positions = n.next_power_of_two().min(self.cfg.context_length).max(n);
+            *slot = Arc::new(Ropes::new(&self.cfg, positions)?);
+        }
+        Ok(Arc::clone(&slot))
     }
 
     /// Takes a scratch buffer from the pool (or makes one).
@@ -299,6 +393,16 @@ impl GemmaModel {
         let r = self.forward(ids, &mut s, parallel);
         self.give_scratch(s);
         r
+    }
+}
+
+impl Ropes {
+    /// The tables of `cfg` for positions `0..positions`.
+    fn new(cfg: &GemmaConfig, positions: usize) -> Result<Ropes, RuntimeError> {
+        Ok(Ropes {
+            global: RopeTable::new(cfg.head_dim, cfg.rope_base_global, positions)?,
+            local: RopeTable::new(cfg.head_dim, cfg.rope_base_local, positions)?,
+        })
     }
 }
 
