@@ -14,7 +14,8 @@ use zerocopy::FromBytes;
 
 use crate::types::{BlockQ8_0, GgmlType};
 use crate::value::{
-    read_scalar, wrong_type, ArrayElement, ArrayValue, ArrayView, StrArray, Value, ValueType,
+    check_strs, read_scalar, wrong_type, ArrayElement, ArrayValue, ArrayView, StrArray, Value,
+    ValueType,
 };
 use crate::GgufError;
 
@@ -442,6 +443,22 @@ impl<'a> Cursor<'a> {
 
     /// Reads a length-prefixed UTF-8 string and returns the range of its bytes.
     fn string(&mut self, what: &'static str) -> Result<Range<usize>, GgufError> {
+        let range = self.string_bytes(what)?;
+        if self
+            .buf
+            .get(range.clone())
+            .and_then(|b| std::str::from_utf8(b).ok())
+            .is_none()
+        {
+            return Err(GgufError::InvalidUtf8 {
+                offset: range.start as u64,
+            });
+        }
+        Ok(range)
+    }
+
+    /// Reads a length-prefixed string without checking its UTF-8, and returns the range of its bytes.
+    fn string_bytes(&mut self, what: &'static str) -> Result<Range<usize>, GgufError> {
         let len_at = self.pos as u64;
         let len = self.u64(what)?;
         if len > self.remaining() {
@@ -452,12 +469,7 @@ impl<'a> Cursor<'a> {
             });
         }
         let start = self.pos;
-        let s = self.take(len, what)?;
-        if std::str::from_utf8(s).is_err() {
-            return Err(GgufError::InvalidUtf8 {
-                offset: start as u64,
-            });
-        }
+        self.take(len, what)?;
         Ok(start..self.pos)
     }
 
@@ -664,8 +676,13 @@ fn parse_value(c: &mut Cursor<'_>, key: &str) -> Result<RawValue, GgufError> {
                 ValueType::Str => {
                     let len = c.check_count("array element", count, 8)?;
                     for _ in 0..len {
-                        c.string("array string element")?;
+                        c.string_bytes("array string element")?;
                     }
+                    // The lengths fit; now the UTF-8 of all strings, validated in long runs.
+                    let body = c.buf.get(start..c.pos).unwrap_or(&[]);
+                    check_strs(body, len).map_err(|at| GgufError::InvalidUtf8 {
+                        offset: (start + at) as u64,
+                    })?;
                     Ok(RawValue::Array {
                         elem,
                         len,
