@@ -8,7 +8,7 @@ use std::path::Path;
 use rayon::prelude::*;
 
 use crate::cache::{WordCache, MAX_WORD};
-use crate::map::{hash_long, load_le, PieceMap, NONE};
+use crate::map::{hash_long, load_le, LongTable, PieceMap, Pieces, ShortTable, NONE};
 use crate::proto::{self, ModelType, PieceType};
 use crate::special::SpecialMatcher;
 use crate::TokenizerError;
@@ -188,6 +188,105 @@ fn score_key(score: f32) -> u32 {
     }
 }
 
+/// What [`Tokenizer::build`] collects from the pieces besides the hash tables, over a range of ids.
+struct Scan {
+    /// Id of `<0xXX>` per byte, `NONE` if missing.
+    byte_ids: [u32; 256],
+    /// Id of the mergeable piece of one ASCII character, `NONE` if none.
+    ascii_ids: [u32; 128],
+    /// `(index in the pair table, score, id)` of each two-character small-alphabet piece, in id
+    /// order (later ones win).
+    alpha_pairs: Vec<(usize, f32, u32)>,
+    /// `(text, id, always)` of the special pieces, in id order.
+    specials: Vec<(Vec<u8>, u32, bool)>,
+    /// Characters that precede a `▁` inside a mergeable piece, sorted, without duplicates.
+    no_split: Vec<char>,
+}
+
+impl Scan {
+    /// Scans pieces `ids`.
+    fn collect<M: Fn(usize) -> bool>(
+        pieces: &Pieces<'_, M>,
+        types: &[PieceType],
+        norm: Normalization,
+        ids: std::ops::Range<usize>,
+    ) -> Scan {
+        let mut scan = Scan {
+            byte_ids: [NONE; 256],
+            ascii_ids: [NONE; 128],
+            alpha_pairs: Vec::new(),
+            specials: Vec::new(),
+            no_split: Vec::new(),
+        };
+        let (arena, offsets) = (pieces.arena, pieces.offsets);
+        for i in ids {
+            let (s, e) = (offsets[i], offsets[i + 1]);
+            let text = &arena[s as usize..e as usize];
+            match types[i] {
+                PieceType::Byte => {
+                    if let Some(b) = parse_byte_piece(text) {
+                        scan.byte_ids[usize::from(b)] = i as u32;
+                    }
+                }
+                kind @ (PieceType::Control | PieceType::UserDefined | PieceType::Unknown) => {
+                    let mut t = Vec::with_capacity(text.len());
+                    for &b in text {
+                        if b == b' ' && norm.escape_whitespaces {
+                            t.extend_from_slice(SPACE_MARK);
+                        } else {
+                            t.push(b);
+                        }
+                    }
+                    scan.specials
+                        .push((t, i as u32, kind == PieceType::UserDefined));
+                }
+                PieceType::Normal => {
+                    // Pieces of one or two small-alphabet characters go to the direct tables
+                    // (later duplicates win, as in the hash table).
+                    match text {
+                        [c] if *c < 128 => scan.ascii_ids[usize::from(*c)] = i as u32,
+                        _ if text.len() <= 6 => {
+                            if let Some((a, b)) = split_alpha_pair(text) {
+                                scan.alpha_pairs
+                                    .push((a * ALPHA + b, pieces.scores[i], i as u32));
+                            }
+                        }
+                        _ => {}
+                    }
+                    // Record characters that precede a `▁` inside the piece.
+                    if has_inner_space_mark(text) {
+                        record_space_predecessors(text, &mut scan.no_split);
+                    }
+                }
+                PieceType::Unused => {}
+            }
+        }
+        scan.no_split.sort_unstable();
+        scan.no_split.dedup();
+        scan
+    }
+
+    /// The scan of this range followed by `later` (whose entries win where both have one).
+    fn then(mut self, later: Scan) -> Scan {
+        for (mine, theirs) in self.byte_ids.iter_mut().zip(later.byte_ids) {
+            if theirs != NONE {
+                *mine = theirs;
+            }
+        }
+        for (mine, theirs) in self.ascii_ids.iter_mut().zip(later.ascii_ids) {
+            if theirs != NONE {
+                *mine = theirs;
+            }
+        }
+        self.alpha_pairs.extend(later.alpha_pairs);
+        self.specials.extend(later.specials);
+        self.no_split.extend(later.no_split);
+        self.no_split.sort_unstable();
+        self.no_split.dedup();
+        self
+    }
+}
+
 impl Tokenizer {
     /// Builds a tokenizer from plain vocabulary arrays, e.g. GGUF's `tokenizer.ggml.tokens`,
     /// `tokenizer.ggml.scores` and `tokenizer.ggml.token_type`.
@@ -216,7 +315,9 @@ impl Tokenizer {
     {
         let pieces = pieces.into_iter();
         let n = pieces.len();
-        let mut arena = Vec::with_capacity(n.saturating_mul(8));
+        // Room for 16 bytes a piece (Gemma averages 9): capacity that is never written costs
+        // address space, not memory, while growing would copy the arena.
+        let mut arena = Vec::with_capacity(n.saturating_mul(16));
         let mut offsets = Vec::with_capacity(n.saturating_add(1));
         offsets.push(0u32);
         let mut count = 0usize;
@@ -374,62 +475,35 @@ impl Tokenizer {
                 }
             }
         }
-        // The piece tables and the per-piece scan below are independent: build them in parallel.
-        let (map, scan) = rayon::join(
-            || PieceMap::build(&arena, &offsets, &scores, |i| types[i] == PieceType::Normal),
-            || {
-                let mut byte_ids = [NONE; 256];
-                let mut ascii_ids = [NONE; 128];
-                let mut alpha_pairs = vec![(0.0f32, NONE); ALPHA * ALPHA];
-                let mut specials = Vec::new();
-                let mut no_split = Vec::new();
-                for (i, &kind) in types.iter().enumerate() {
-                    let (s, e) = (offsets[i], offsets[i + 1]);
-                    let text = &arena[s as usize..e as usize];
-                    match kind {
-                        PieceType::Byte => {
-                            if let Some(b) = parse_byte_piece(text) {
-                                byte_ids[usize::from(b)] = i as u32;
-                            }
-                        }
-                        PieceType::Control | PieceType::UserDefined | PieceType::Unknown => {
-                            let mut t = Vec::with_capacity(text.len());
-                            for &b in text {
-                                if b == b' ' && norm.escape_whitespaces {
-                                    t.extend_from_slice(SPACE_MARK);
-                                } else {
-                                    t.push(b);
-                                }
-                            }
-                            specials.push((t, i as u32, kind == PieceType::UserDefined));
-                        }
-                        PieceType::Normal => {
-                            // Pieces of one or two small-alphabet characters go to the direct tables
-                            // (later duplicates win, as in the hash table).
-                            match text {
-                                [c] if *c < 128 => ascii_ids[usize::from(*c)] = i as u32,
-                                _ if text.len() <= 6 => {
-                                    if let Some((a, b)) = split_alpha_pair(text) {
-                                        alpha_pairs[a * ALPHA + b] = (scores[i], i as u32);
-                                    }
-                                }
-                                _ => {}
-                            }
-                            // Record characters that precede a `▁` inside the piece.
-                            if has_inner_space_mark(text) {
-                                record_space_predecessors(text, &mut no_split);
-                            }
-                        }
-                        PieceType::Unused => {}
-                    }
-                }
-                no_split.sort_unstable();
-                no_split.dedup();
-                let special = SpecialMatcher::new(specials);
-                (byte_ids, ascii_ids, alpha_pairs, special, no_split)
-            },
+        // The two hash tables and the per-piece scan are independent: with the scan cut in two
+        // halves there are four tasks of similar size, which `rayon` spreads over its threads
+        // (the tables alone would leave one thread waiting for the other).
+        let pieces = Pieces {
+            arena: &arena,
+            offsets: &offsets,
+            scores: &scores,
+            mergeable: |i: usize| types[i] == PieceType::Normal,
+        };
+        let scan = |ids: std::ops::Range<usize>| Scan::collect(&pieces, &types, norm, ids);
+        let mid = n / 2;
+        let ((short, first), (long, second)) = rayon::join(
+            || rayon::join(|| ShortTable::build(&pieces), || scan(0..mid)),
+            || rayon::join(|| LongTable::build(&pieces), || scan(mid..n)),
         );
-        let (byte_ids, ascii_ids, alpha_pairs, special, no_split) = scan;
+        let map = PieceMap::new(short, long);
+        let Scan {
+            byte_ids,
+            ascii_ids,
+            alpha_pairs,
+            specials,
+            no_split,
+        } = first.then(second);
+        let mut alpha_table = vec![(0.0f32, NONE); ALPHA * ALPHA];
+        for (at, score, id) in alpha_pairs {
+            alpha_table[at] = (score, id);
+        }
+        let alpha_pairs = alpha_table;
+        let special = SpecialMatcher::new(specials);
         let mut no_split_last_byte = [false; 256];
         for c in &no_split {
             let mut buf = [0u8; 4];
