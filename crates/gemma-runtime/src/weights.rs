@@ -274,6 +274,33 @@ pub(crate) fn matmul<B: AsRef<[u8]>>(
     Ok(())
 }
 
+/// `ys[i] = x · ms[i]ᵀ` for several matrices that read the same input: one parallel region for
+/// all of them when they are packed and the activations are int8 (the threads meet once, not
+/// once per product), else one [`matmul`] each.
+pub(crate) fn matmul_many<B: AsRef<[u8]>>(
+    kern: &Kernels,
+    file: &Gguf<B>,
+    ms: &[&Matrix],
+    input: &Input<'_>,
+    ys: Vec<&mut [f32]>,
+    parallel: bool,
+) -> Result<(), RuntimeError> {
+    let int8 = matches!(
+        input.q.precision(),
+        Some(ActivationPrecision::Int8 | ActivationPrecision::Int8x2)
+    );
+    let packed: Option<Vec<&PackedQ8_0>> = ms.iter().map(|m| m.packed.as_deref()).collect();
+    match packed {
+        Some(ws) if int8 && parallel => kern.matmul_packed_q8_0_many(&ws, input.q, ys)?,
+        _ => {
+            for (m, y) in ms.iter().zip(ys) {
+                matmul(kern, file, m, input, y, parallel)?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Reads a 1-D F32/F16/BF16 vector of `len` values (the norm weights).
 pub(crate) fn load_vector<B: AsRef<[u8]>>(
     file: &Gguf<B>,

@@ -549,6 +549,27 @@ impl Kernels {
         Ok(())
     }
 
+    /// Several [`Kernels::matmul_packed_q8_0`] products of the same activations in one
+    /// parallel region: `ys[i] = x · ws[i]ᵀ`. Cheaper than one call per product when each is
+    /// small (q, k and v of a short sequence), as the threads meet once instead of once per
+    /// product.
+    pub fn matmul_packed_q8_0_many(
+        &self,
+        ws: &[&PackedQ8_0],
+        acts: &QuantizedActivations,
+        ys: Vec<&mut [f32]>,
+    ) -> Result<(), KernelError> {
+        check_len("ys", ys.len(), ws.len())?;
+        for (w, y) in ws.iter().zip(&ys) {
+            self.check_packed(w, acts, y)?;
+        }
+        let ns: Vec<usize> = ws.iter().map(|w| w.rows).collect();
+        for_row_chunks_many(&ns, acts.tokens, ys, true, |i, rows, out| {
+            self.packed_rows(ws[i], rows, acts, out)
+        });
+        Ok(())
+    }
+
     /// The packed kernel for a range of rows (checked shapes, packed for this backend).
     fn packed_rows(
         &self,
@@ -1159,13 +1180,30 @@ const ROW_ALIGN: usize = 16;
 
 /// Calls `f(rows, out)` over chunks of the `n` output rows, where `out[t]` is
 /// `y[t*n + rows.start .. t*n + rows.end]` — on the current rayon pool if `parallel`.
-///
-/// The chunks of `y` are made with `split_at_mut`, so every task owns its disjoint pieces.
 fn for_row_chunks<F>(n: usize, tokens: usize, y: &mut [f32], parallel: bool, f: F)
 where
     F: Fn(Range<usize>, &mut [&mut [f32]]) + Sync,
 {
-    if n == 0 || tokens == 0 {
+    for_row_chunks_many(&[n], tokens, vec![y], parallel, |_, rows, out| f(rows, out));
+}
+
+/// One task of [`for_row_chunks_many`]: product index, its rows, and each token's output slice
+/// for those rows.
+type RowChunk<'a> = (usize, Range<usize>, Vec<&'a mut [f32]>);
+
+/// [`for_row_chunks`] over several products at once, in one parallel region: product `i` has
+/// `ns[i]` output rows and output `ys[i]` (`tokens × ns[i]`); `f(i, rows, out)` computes a chunk
+/// of product `i`. Chunks are sized from the rows of all products together, so small products
+/// (q, k and v of a few tokens) share one fork-join instead of one each.
+///
+/// The chunks of the outputs are made with `split_at_mut`, so every task owns its disjoint
+/// pieces.
+fn for_row_chunks_many<F>(ns: &[usize], tokens: usize, ys: Vec<&mut [f32]>, parallel: bool, f: F)
+where
+    F: Fn(usize, Range<usize>, &mut [&mut [f32]]) + Sync,
+{
+    let total: usize = ns.iter().sum();
+    if total == 0 || tokens == 0 {
         return;
     }
     let threads = if parallel {
@@ -1173,37 +1211,47 @@ where
     } else {
         1
     };
-    if threads <= 1 || n <= ROW_ALIGN {
-        let mut out: Vec<&mut [f32]> = y.chunks_mut(n).collect();
-        f(0..n, &mut out);
+    if threads <= 1 || total <= ROW_ALIGN {
+        for (i, (&n, y)) in ns.iter().zip(ys).enumerate() {
+            if n > 0 {
+                let mut out: Vec<&mut [f32]> = y.chunks_mut(n).collect();
+                f(i, 0..n, &mut out);
+            }
+        }
         return;
     }
     // About 4 chunks per thread for load balance, but only one per thread for small products
     // (a few µs of work, where waking threads costs as much as the imbalance); each chunk a
     // multiple of ROW_ALIGN rows.
-    let per_thread = if n.saturating_mul(tokens) < 4096 {
+    let per_thread = if total.saturating_mul(tokens) < 4096 {
         1
     } else {
         4
     };
-    let chunk = n.div_ceil(threads * per_thread).div_ceil(ROW_ALIGN) * ROW_ALIGN;
-    let n_chunks = n.div_ceil(chunk);
-    let mut parts: Vec<(Range<usize>, Vec<&mut [f32]>)> = (0..n_chunks)
-        .map(|c| {
-            (
-                c * chunk..((c + 1) * chunk).min(n),
-                Vec::with_capacity(tokens),
-            )
-        })
-        .collect();
-    for mut row in y.chunks_mut(n) {
-        for (range, outs) in parts.iter_mut() {
-            let (head, tail) = row.split_at_mut(range.len());
-            outs.push(head);
-            row = tail;
+    let chunk = total
+        .div_ceil(threads * per_thread)
+        .div_ceil(ROW_ALIGN)
+        .max(1)
+        * ROW_ALIGN;
+    let mut parts: Vec<RowChunk<'_>> = Vec::new();
+    for (i, (&n, y)) in ns.iter().zip(ys).enumerate() {
+        if n == 0 {
+            continue;
+        }
+        let first = parts.len();
+        for c in 0..n.div_ceil(chunk) {
+            let rows = c * chunk..((c + 1) * chunk).min(n);
+            parts.push((i, rows, Vec::with_capacity(tokens)));
+        }
+        for mut row in y.chunks_mut(n) {
+            for (_, range, outs) in parts[first..].iter_mut() {
+                let (head, tail) = row.split_at_mut(range.len());
+                outs.push(head);
+                row = tail;
+            }
         }
     }
     parts
         .into_par_iter()
-        .for_each(|(range, mut outs)| f(range, &mut outs));
+        .for_each(|(i, range, mut outs)| f(i, range, &mut outs));
 }

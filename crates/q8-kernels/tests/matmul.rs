@@ -4,7 +4,9 @@ mod common;
 
 use common::{abs_bound, matmul_f64, q8_weights, Rng};
 use half::{bf16, f16};
-use q8_kernels::{ActivationPrecision, Backend, KernelError, Kernels, QuantizedActivations, QK8_0};
+use q8_kernels::{
+    ActivationPrecision, Backend, KernelError, Kernels, PackedQ8_0, QuantizedActivations, QK8_0,
+};
 
 const PRECISIONS: [ActivationPrecision; 3] = [
     ActivationPrecision::Int8,
@@ -441,6 +443,54 @@ fn packed_q8_0_errors() {
                     Err(KernelError::PackedForOtherBackend { .. })
                 ));
             }
+        }
+    }
+}
+
+/// Several packed products in one parallel region equal the products one by one.
+#[test]
+fn packed_many_matches_one_by_one() {
+    let mut rng = Rng::new(9);
+    for kern in Kernels::available()
+        .into_iter()
+        .filter(Kernels::supports_packed_q8_0)
+    {
+        for tokens in [1, 4, 37] {
+            let k = 96;
+            let ns = [48, 16, 5, 0, 33];
+            let packed: Vec<_> = ns
+                .iter()
+                .filter(|&&n| n > 0)
+                .map(|&n| kern.pack_q8_0(&q8_weights(&mut rng, n, k).0, n).unwrap())
+                .collect();
+            let x = rng.vec(tokens * k);
+            let mut acts = QuantizedActivations::new();
+            kern.quantize_activations(&x, k, ActivationPrecision::Int8x2, &mut acts)
+                .unwrap();
+            let mut one: Vec<Vec<f32>> = packed
+                .iter()
+                .map(|w| vec![0.0; tokens * w.rows()])
+                .collect();
+            for (w, y) in packed.iter().zip(one.iter_mut()) {
+                kern.matmul_packed_q8_0_single_thread(w, &acts, y).unwrap();
+            }
+            let mut many: Vec<Vec<f32>> = packed
+                .iter()
+                .map(|w| vec![f32::NAN; tokens * w.rows()])
+                .collect();
+            let refs: Vec<&PackedQ8_0> = packed.iter().collect();
+            kern.matmul_packed_q8_0_many(
+                &refs,
+                &acts,
+                many.iter_mut().map(|y| y.as_mut_slice()).collect(),
+            )
+            .unwrap();
+            assert_eq!(one, many, "{} tokens={tokens}", kern.name());
+            // Outputs must match the products.
+            assert!(matches!(
+                kern.matmul_packed_q8_0_many(&refs[..1], &acts, vec![]),
+                Err(KernelError::LengthMismatch { what: "ys", .. })
+            ));
         }
     }
 }

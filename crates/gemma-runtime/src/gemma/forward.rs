@@ -4,7 +4,7 @@ use q8_kernels::{ActivationPrecision, QuantizedActivations};
 
 use super::{GemmaModel, Layer, Pooling, Ropes, EMBD_ROWS_PER_RELEASE};
 use crate::model::Precision;
-use crate::weights::{matmul, prepare, Input, Matrix};
+use crate::weights::{matmul, matmul_many, prepare, Input, Matrix};
 use crate::RuntimeError;
 
 /// The matrix products of the model, grouped by the input they read.
@@ -232,9 +232,8 @@ impl GemmaModel {
                 x: &s.xn,
                 q: &s.acts,
             };
-            matmul(kern, file, &l.wq, &input, &mut s.q, parallel)?;
-            matmul(kern, file, &l.wk, &input, &mut s.k, parallel)?;
-            matmul(kern, file, &l.wv, &input, &mut s.v, parallel)?;
+            let ys = vec![&mut s.q[..], &mut s.k[..], &mut s.v[..]];
+            matmul_many(kern, file, &[&l.wq, &l.wk, &l.wv], &input, ys, parallel)?;
         }
         kern.rms_norm_inplace(&mut s.q, &l.q_norm, cfg.eps)?;
         kern.rms_norm_inplace(&mut s.k, &l.k_norm, cfg.eps)?;
@@ -296,8 +295,8 @@ impl GemmaModel {
             prepare(kern, &[&l.gate, &l.up], xn, prec(Role::GateUp), &mut s.acts)?;
             {
                 let input = Input { x: xn, q: &s.acts };
-                matmul(kern, file, &l.gate, &input, gate, parallel)?;
-                matmul(kern, file, &l.up, &input, up, parallel)?;
+                let ys = vec![&mut gate[..], &mut up[..]];
+                matmul_many(kern, file, &[&l.gate, &l.up], &input, ys, parallel)?;
             }
             kern.geglu(gate, up, h)?;
             let o = &mut s.o[rows.clone()];

@@ -37,6 +37,8 @@ pub(crate) struct Avx512Vnni {
 
 /// Most pseudo-tokens one tile handles: 8 i32 and 8 f32 accumulators.
 const TILE: usize = 8;
+/// How far ahead (in blocks of 512 bytes) the tile prefetches the packed weights.
+const PREFETCH_BLOCKS: usize = 16;
 
 /// One pseudo-token's quantized activations: `k` int8 values, and per block the scale and the
 /// correction `−128·Σa`.
@@ -197,11 +199,14 @@ unsafe fn tile<const T: usize>(
         unsafe {
             let dw = _mm512_cvtph_ps(_mm256_loadu_si256(d.add(b * PACK_ROWS).cast()));
             let wq = qs.add(b * GROUP_BLOCK_BYTES);
-            _mm_prefetch::<_MM_HINT_T0>(wq.add(4 * GROUP_BLOCK_BYTES).cast());
-            _mm_prefetch::<_MM_HINT_T0>(wq.add(4 * GROUP_BLOCK_BYTES + 256).cast());
             let mut iacc: [__m512i; T] =
                 core::array::from_fn(|t| _mm512_set1_epi32(*acts[t].corr.add(b)));
             for s in 0..8 {
+                // Weights stream from memory in address order (the next groups follow): fetch
+                // PREFETCH_BLOCKS blocks ahead, every cache line.
+                _mm_prefetch::<_MM_HINT_T0>(
+                    wq.add(PREFETCH_BLOCKS * GROUP_BLOCK_BYTES + 64 * s).cast(),
+                );
                 let wv = _mm512_load_si512(wq.add(64 * s).cast());
                 for (t, ia) in iacc.iter_mut().enumerate() {
                     let a = acts[t]
