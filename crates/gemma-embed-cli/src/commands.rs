@@ -165,15 +165,28 @@ fn print_stats(model: &Model, load: Duration, texts: usize, tokens: usize, elaps
 /// `gemma-embed tokenize`.
 pub fn tokenize(args: TokenizeArgs) -> Result<()> {
     let (texts, _source) = read_texts(args.input.texts, args.input.input, args.input.input_format)?;
-    let (model, _) = open_model(&args.model)?;
-    let tokenizer = model.tokenizer();
+    // Only the vocabulary is needed: build the tokenizer from the GGUF metadata without loading
+    // the weights (the same tokenizer `Model::open` builds).
+    let path = args
+        .model
+        .model
+        .clone()
+        .unwrap_or_else(ggufembed::default_model_path);
+    let mut pool = rayon::ThreadPoolBuilder::new();
+    if let Some(t) = args.model.threads {
+        pool = pool.num_threads(t as usize);
+    }
+    let pool = pool.build().context("cannot start the thread pool")?;
+    let tokenizer = pool
+        .install(|| ggufembed::load_tokenizer(&path))
+        .with_context(|| format!("cannot load the model {}", path.display()))?;
     let options = ggufembed::tokenizer::EncodeOptions {
         add_special_tokens: !args.no_special,
         parse_special: true,
         max_length: args.max_length,
         truncation: ggufembed::tokenizer::Truncation::Truncate,
     };
-    let all_ids: Vec<Vec<u32>> = model.install(|| {
+    let all_ids: Vec<Vec<u32>> = pool.install(|| {
         texts
             .par_iter()
             .map(|t| tokenizer.encode_with(t, &options))

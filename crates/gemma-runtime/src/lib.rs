@@ -31,3 +31,4 @@ pub use gemma::EMBEDDINGGEMMA_PROMPTS;
 pub use model::{
     open, EmbeddingModel, ModelInfo, Precision, RuntimeOptions, SUPPORTED_ARCHITECTURES,
 };
+pub use tokenizer::from_gguf as tokenizer_from_gguf;

@@ -10,7 +10,15 @@ use crate::RuntimeError;
 /// Builds the tokenizer from `tokenizer.ggml.tokens`, `.scores`, `.token_type`, the special ids and
 /// the `add_*` flags. Missing or wrong-typed required keys are errors; the optional ones
 /// (`padding_token_id`, `add_space_prefix`, ...) take llama.cpp's defaults.
-pub(crate) fn from_gguf<B: AsRef<[u8]>>(file: &Gguf<B>) -> Result<Tokenizer, RuntimeError> {
+///
+/// This is the tokenizer a model loaded from `file` uses; it reads only the metadata, never the
+/// tensors, so it is the fast way to get the tokenizer alone.
+///
+/// # Errors
+/// [`RuntimeError::Gguf`] for a missing or wrong-typed key, [`RuntimeError::InvalidHyperparameter`]
+/// for a tokenizer model other than `"llama"`, [`RuntimeError::Tokenizer`] for an inconsistent
+/// vocabulary.
+pub fn from_gguf<B: AsRef<[u8]>>(file: &Gguf<B>) -> Result<Tokenizer, RuntimeError> {
     let model = file.get_str("tokenizer.ggml.model")?;
     if model != "llama" {
         return Err(RuntimeError::InvalidHyperparameter {

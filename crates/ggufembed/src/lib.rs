@@ -69,6 +69,7 @@ mod error;
 mod model;
 mod options;
 mod paths;
+mod tokenizer_file;
 
 pub use error::{Error, Result};
 pub use model::{cosine_similarity, l2_normalize, Model, EMBEDDINGGEMMA_PROMPTS};
@@ -83,6 +84,7 @@ pub use gemma_runtime::convert;
 pub use gemma_runtime::{EmbeddingModel, ModelInfo, RuntimeError};
 pub use spm_tokenizer::Tokenizer;
 pub use spm_tokenizer::TokenizerError;
+pub use tokenizer_file::load_tokenizer;
 
 /// The SentencePiece tokenizer crate (for [`tokenizer::EncodeOptions`] and friends).
 pub use spm_tokenizer as tokenizer;
