@@ -63,9 +63,12 @@ pub struct ModelInfo {
 
 /// How activations meet Q8_0 weights in the matrix products.
 ///
-/// Weights stay in the file's format in every mode; only the activation side changes. Files with
-/// F32/F16/BF16 weights always compute in f32 and ignore this choice. The Dense projections (one
-/// pooled vector) always use f32 activations: they cost nothing measurable.
+/// The weight values are the file's in every mode; only the activation side changes. Files with
+/// F32/F16/BF16 weights always compute in f32 and ignore this choice. Where the kernels have a
+/// packed int8 kernel (AVX-512 VNNI), `Int8` and `Mixed` pack the Q8_0 matrices once at load
+/// (same size, the file's pages are released) and the Dense projections (one pooled vector) use
+/// two-part int8 activations; elsewhere the weights are read in place from the map and the Dense
+/// projections use f32 activations.
 ///
 /// # Measurements
 ///
@@ -95,10 +98,11 @@ pub struct ModelInfo {
 /// moves the median by less than 1e-5 for 14% more int8 work, so `Mixed` widens `ffn_down`
 /// only. Measured with `examples/precision.rs` (golden token ids) and `tests/embeddings.rs`.
 ///
-/// Speed (warm, `examples/timing.rs`, 2 threads): `Int8` 1381 tokens/s at 128 tokens and 1326
-/// at 512; widening `attn_output` and `ffn_down` cost 20% of that (1117 and 1086 tokens/s).
-/// `F32` activations are about 2.2× slower than `Int8` from 16 tokens on, but faster below
-/// 12 tokens with the kernels of this writing, which `Mixed` uses for short sequences.
+/// Speed: with packed weights a product of a few tokens is bound by reading the weights, so
+/// `Mixed` widens every product for sequences of at most 16 tokens (i8x2 everywhere, the
+/// most exact int8 choice above); with weights in place (no packed kernel), f32 activations
+/// are faster than int8 below ~12 tokens, and `Mixed` uses them for sequences of at most 8.
+/// `cargo xtask bench` and `BENCHMARKS.md` have the numbers.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Precision {
@@ -107,10 +111,10 @@ pub enum Precision {
     Int8,
     /// Int8 activations, except for `ffn_down` (whose input `gelu(gate) ⊙ up` is not
     /// RMS-normalised and carries the largest outliers), which rounds to two int8 parts (about
-    /// 16 bits);
-    /// sequences of at most 8 tokens use f32 activations throughout, which is faster at that
-    /// size (4 tokens: 20 ms instead of 31 ms on one core). The default: closer to
-    /// sentence-transformers than llama.cpp at a modest cost.
+    /// 16 bits); short sequences use two-part int8 activations throughout (at most 16 tokens,
+    /// with packed weights) or f32 activations (at most 8 tokens, weights in place), which cost
+    /// little at those sizes. The default: closer to sentence-transformers than llama.cpp at a
+    /// modest cost.
     #[default]
     Mixed,
     /// f32 activations against dequantised weights everywhere: the only rounding is the
@@ -148,7 +152,9 @@ pub const SUPPORTED_ARCHITECTURES: &[&str] = &[crate::gemma::ARCHITECTURE];
 /// type and shape, builds the tokenizer, and returns the implementation that
 /// `general.architecture` names.
 ///
-/// Weights are used in place from the memory map; nothing large is copied.
+/// Weights are read from the memory map; with [`Precision::Int8`] or [`Precision::Mixed`] on a
+/// CPU with a packed int8 kernel, the Q8_0 layer matrices are packed once (a copy of the same
+/// size, whose file pages are then released).
 pub fn open(path: &Path, opts: &RuntimeOptions) -> Result<Box<dyn EmbeddingModel>, RuntimeError> {
     let file = gguf::Gguf::open(path)?;
     let architecture = file.architecture()?.to_owned();

@@ -116,6 +116,11 @@ impl Matrix {
         Ok(self.packed.is_some())
     }
 
+    /// Whether [`Matrix::pack`] packed the matrix.
+    pub(crate) fn is_packed(&self) -> bool {
+        self.packed.is_some()
+    }
+
     /// The tensor's description in the file.
     pub(crate) fn info(&self) -> &TensorInfo {
         &self.info

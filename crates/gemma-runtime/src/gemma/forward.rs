@@ -45,9 +45,12 @@ pub(crate) fn activation_precision(
     packed: bool,
 ) -> ActivationPrecision {
     match (precision, role) {
-        // One vector: exact activations cost nothing measurable.
-        (_, Role::Dense) => ActivationPrecision::F32,
         (Precision::F32, _) => ActivationPrecision::F32,
+        // One vector: the products read 4.7 M weights for 2 tokens' worth of int8 work, so
+        // two-part activations cost no more than one part, and are much faster than f32
+        // activations (6 % of a 4-token forward pass).
+        (_, Role::Dense) if packed => ActivationPrecision::Int8x2,
+        (_, Role::Dense) => ActivationPrecision::F32,
         (Precision::Int8, _) => ActivationPrecision::Int8,
         (Precision::Mixed, _) if packed && tokens <= MIXED_INT8X2_MAX_TOKENS => {
             ActivationPrecision::Int8x2
@@ -180,7 +183,8 @@ impl GemmaModel {
         let Some((d2, d3)) = &self.dense else {
             return Ok(s.pooled.clone());
         };
-        let p = activation_precision(self.precision, Role::Dense, 1, self.packed);
+        let packed = d2.is_packed() && d3.is_packed();
+        let p = activation_precision(self.precision, Role::Dense, 1, packed);
         sized(&mut s.mid, d2.rows);
         sized(&mut s.out, d3.rows);
         self.product(d2, &s.pooled, p, &mut s.acts, &mut s.mid, parallel)?;

@@ -95,8 +95,8 @@ struct Layer {
 }
 
 impl Layer {
-    /// Packs the layer's Q8_0 matrices for `kern`'s int8 kernel (see [`Matrix::pack`]) and
-    /// releases the file pages of the packed ones; true if all of them are packed.
+    /// Packs the layer's Q8_0 matrices for `kern`'s int8 kernel ([`pack_and_release`]); true if
+    /// all of them are packed.
     fn pack(&mut self, kern: &Kernels, file: &Gguf<Mmap>) -> Result<bool, RuntimeError> {
         let mut all = true;
         for m in [
@@ -108,16 +108,25 @@ impl Layer {
             &mut self.up,
             &mut self.down,
         ] {
-            let packed = m.pack(kern, file)?;
-            if packed {
-                // The int8 products read the packed copy only: the file's pages of the tensor
-                // would count twice in the resident memory.
-                release(file, tensor_bytes(file, m.info()));
-            }
-            all &= packed;
+            all &= pack_and_release(m, kern, file)?;
         }
         Ok(all)
     }
+}
+
+/// Packs `m` for `kern`'s int8 kernel (see [`Matrix::pack`]) and, if it was packed, releases
+/// the file's pages of the tensor: the int8 products read the packed copy only, and the pages
+/// would count twice in the resident memory. Returns whether `m` is packed.
+fn pack_and_release(
+    m: &mut Matrix,
+    kern: &Kernels,
+    file: &Gguf<Mmap>,
+) -> Result<bool, RuntimeError> {
+    let packed = m.pack(kern, file)?;
+    if packed {
+        release(file, tensor_bytes(file, m.info()));
+    }
+    Ok(packed)
 }
 
 /// Unmaps the pages of `range` (bytes of `file`) from this process, so they stop counting in
@@ -252,7 +261,7 @@ impl GemmaModel {
             });
         }
         let output_norm = load_vector(&file, "output_norm.weight", d)?;
-        let dense = match cfg.dense {
+        let mut dense = match cfg.dense {
             Some((mid, out)) => Some((
                 Matrix::load(&file, "dense_2.weight", mid, d)?,
                 Matrix::load(&file, "dense_3.weight", out, mid)?,
@@ -287,6 +296,11 @@ impl GemmaModel {
             let mut all = true;
             for r in results {
                 all &= r?;
+            }
+            // The Dense projections (one vector) then run on two-part int8 activations too.
+            if let Some((d2, d3)) = &mut dense {
+                pack_and_release(d2, kern, &file)?;
+                pack_and_release(d3, kern, &file)?;
             }
             all
         } else {
