@@ -37,6 +37,8 @@ pub(crate) struct Avx512Vnni {
 
 /// Most pseudo-tokens one tile handles: 8 i32 and 8 f32 accumulators.
 const TILE: usize = 8;
+/// Activation bytes of one token super-tile (int8 values; scales and corrections add 1/4).
+const SUPER_TILE_BYTES: usize = 192 * 1024;
 /// How far ahead (in blocks of 512 bytes) the tile prefetches the packed weights.
 const PREFETCH_BLOCKS: usize = 16;
 
@@ -115,38 +117,49 @@ impl Avx512Vnni {
                 corr: corr[t * nb..].as_ptr(),
             }
         };
+        // Every pseudo-token's pointers, padded with the last one to whole tiles.
+        let all: Vec<ActRow> = (0..pseudo.next_multiple_of(TILE))
+            .map(|p| act(p.min(pseudo - 1)))
+            .collect();
+        // Token super-tiles whose activations stay in L2 while every group of rows passes.
+        let super_tile = (SUPER_TILE_BYTES / k).next_multiple_of(TILE);
         let qs = zerocopy::IntoBytes::as_bytes(w.qs.as_slice());
         let mut acc = [[0.0f32; 16]; TILE];
-        let mut g_row = rows.start;
-        while g_row < rows.end {
-            let g = g_row / PACK_ROWS;
-            let valid = (rows.end - g_row).min(PACK_ROWS);
-            let off = g_row - rows.start;
-            let gq = qs[g * nb * GROUP_BLOCK_BYTES..][..nb * GROUP_BLOCK_BYTES].as_ptr();
-            let gd = w.d[g * nb * PACK_ROWS..][..nb * PACK_ROWS].as_ptr();
-            let mut p0 = 0;
-            while p0 < pseudo {
-                let pc = (pseudo - p0).min(TILE);
-                let rows_of: [ActRow; TILE] = core::array::from_fn(|i| act(p0 + i.min(pc - 1)));
-                // SAFETY: `self` proves the features; `gq`/`gd` are group g's nb blocks of quants
-                // and scales; every `ActRow` points at a pseudo-token's k values, nb scales and
-                // nb corrections (the dispatcher checked acts' shape against w.k).
-                unsafe {
-                    match pc {
-                        1 => tile::<1>(gq, gd, nb, &rows_of, &mut acc),
-                        2 => tile::<2>(gq, gd, nb, &rows_of, &mut acc),
-                        3 => tile::<3>(gq, gd, nb, &rows_of, &mut acc),
-                        4 => tile::<4>(gq, gd, nb, &rows_of, &mut acc),
-                        5 => tile::<5>(gq, gd, nb, &rows_of, &mut acc),
-                        6 => tile::<6>(gq, gd, nb, &rows_of, &mut acc),
-                        7 => tile::<7>(gq, gd, nb, &rows_of, &mut acc),
-                        _ => tile::<8>(gq, gd, nb, &rows_of, &mut acc),
+        for s0 in (0..pseudo).step_by(super_tile) {
+            let s1 = (s0 + super_tile).min(pseudo);
+            let mut g_row = rows.start;
+            while g_row < rows.end {
+                let g = g_row / PACK_ROWS;
+                let valid = (rows.end - g_row).min(PACK_ROWS);
+                let off = g_row - rows.start;
+                let gq = qs[g * nb * GROUP_BLOCK_BYTES..][..nb * GROUP_BLOCK_BYTES].as_ptr();
+                let gd = w.d[g * nb * PACK_ROWS..][..nb * PACK_ROWS].as_ptr();
+                let mut p0 = s0;
+                while p0 < s1 {
+                    let pc = (s1 - p0).min(TILE);
+                    let Ok(rows_of) = <&[ActRow; TILE]>::try_from(&all[p0..p0 + TILE]) else {
+                        return; // unreachable: `all` is padded to whole tiles
+                    };
+                    // SAFETY: `self` proves the features; `gq`/`gd` are group g's nb blocks of quants
+                    // and scales; every `ActRow` points at a pseudo-token's k values, nb scales and
+                    // nb corrections (the dispatcher checked acts' shape against w.k).
+                    unsafe {
+                        match pc {
+                            1 => tile::<1>(gq, gd, nb, rows_of, &mut acc),
+                            2 => tile::<2>(gq, gd, nb, rows_of, &mut acc),
+                            3 => tile::<3>(gq, gd, nb, rows_of, &mut acc),
+                            4 => tile::<4>(gq, gd, nb, rows_of, &mut acc),
+                            5 => tile::<5>(gq, gd, nb, rows_of, &mut acc),
+                            6 => tile::<6>(gq, gd, nb, rows_of, &mut acc),
+                            7 => tile::<7>(gq, gd, nb, rows_of, &mut acc),
+                            _ => tile::<8>(gq, gd, nb, rows_of, &mut acc),
+                        }
                     }
+                    store(&acc[..pc], p0, pair, off, valid, out);
+                    p0 += pc;
                 }
-                store(&acc[..pc], p0, pair, off, valid, out);
-                p0 += pc;
+                g_row += PACK_ROWS;
             }
-            g_row += PACK_ROWS;
         }
     }
 }
