@@ -53,7 +53,14 @@ pub(crate) fn activation_precision(
         (_, Role::Dense) => ActivationPrecision::F32,
         (Precision::Int8, _) => ActivationPrecision::Int8,
         (Precision::Mixed, _) if packed && tokens <= MIXED_INT8X2_MAX_TOKENS => {
-            ActivationPrecision::Int8x2
+            match (std::env::var("SHORT_POLICY").as_deref(), role) {
+                (Ok("i8"), _) => ActivationPrecision::Int8,
+                (Ok("long"), Role::Down) => ActivationPrecision::Int8x2,
+                (Ok("long"), _) => ActivationPrecision::Int8,
+                (Ok("ao"), Role::Down | Role::AttnOut) => ActivationPrecision::Int8x2,
+                (Ok("ao"), _) => ActivationPrecision::Int8,
+                _ => ActivationPrecision::Int8x2,
+            }
         }
         (Precision::Mixed, _) if !packed && tokens <= MIXED_F32_MAX_TOKENS => {
             ActivationPrecision::F32
@@ -160,7 +167,7 @@ impl GemmaModel {
         let ropes = self.ropes(n)?;
         sized(&mut s.k, n * cfg.kv_dim());
         sized(&mut s.v, n * cfg.kv_dim());
-        let ffn_tokens = n.min(FFN_CHUNK);
+        let ffn_tokens = n.min(self.ffn_chunk);
         sized(&mut s.gate, ffn_tokens * cfg.n_ff);
         sized(&mut s.up, ffn_tokens * cfg.n_ff);
         sized(&mut s.h, ffn_tokens * cfg.n_ff);
@@ -284,13 +291,13 @@ impl GemmaModel {
         kern.rms_norm_inplace(&mut s.o, &l.post_attn_norm, cfg.eps)?;
         kern.add_assign(&mut s.x, &s.o)?;
 
-        // Feed-forward, FFN_CHUNK tokens at a time.
+        // Feed-forward, `ffn_chunk` tokens at a time.
         std::mem::swap(&mut s.att, &mut s.xn);
         sized(&mut s.xn, n * cfg.n_embd);
         kern.rms_norm(&s.x, &l.ffn_norm, cfg.eps, &mut s.xn)?;
         let d = cfg.n_embd;
-        for start in (0..n).step_by(FFN_CHUNK) {
-            let tokens = FFN_CHUNK.min(n - start);
+        for start in (0..n).step_by(self.ffn_chunk) {
+            let tokens = self.ffn_chunk.min(n - start);
             let rows = start * d..(start + tokens) * d;
             let xn = &s.xn[rows.clone()];
             let gate = &mut s.gate[..tokens * cfg.n_ff];
@@ -311,5 +318,43 @@ impl GemmaModel {
         // Back to the places the next block expects.
         std::mem::swap(&mut s.o, &mut s.q);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::RuntimeOptions;
+
+    /// The feed-forward step size changes nothing, bit for bit (tokens are independent in the
+    /// products, the norms and GeGLU). Uses the real Q8_0 model (`cargo xtask fetch-model`).
+    #[test]
+    fn feed_forward_step_size_does_not_change_the_embedding() {
+        let path = crate::testing::require_model("q8_0").unwrap_or_else(|e| panic!("{e}"));
+        // Arbitrary in-vocabulary ids; one step boundary at FFN_CHUNK and a short last step.
+        let ids: Vec<u32> = (0..FFN_CHUNK as u32 + 44)
+            .map(|i| 2 + i.wrapping_mul(7919) % 200_000)
+            .collect();
+        for precision in [Precision::Mixed, Precision::F32] {
+            let file = gguf::Gguf::open(&path).expect("model opens");
+            let mut model = GemmaModel::load(file, &RuntimeOptions { precision }).expect("loads");
+            let bits = |model: &GemmaModel, parallel: bool| -> Vec<u32> {
+                let mut s = Scratch::default();
+                let v = model.forward(&ids, &mut s, parallel).expect("embeds");
+                v.iter().map(|x| x.to_bits()).collect()
+            };
+            assert_eq!(model.ffn_chunk, FFN_CHUNK);
+            let stepped = bits(&model, true);
+            for chunk in [ids.len(), 64, 7] {
+                model.ffn_chunk = chunk;
+                for parallel in [true, false] {
+                    assert!(
+                        bits(&model, parallel) == stepped,
+                        "{precision:?}: {chunk}-token steps (parallel {parallel}) differ from \
+                         {FFN_CHUNK}-token steps"
+                    );
+                }
+            }
+        }
     }
 }

@@ -200,6 +200,9 @@ pub(crate) struct GemmaModel {
     /// RoPE tables for the longest sequence seen so far (rounded up to a power of two), built
     /// on demand: positions do not depend on the table's length, so the values are the same.
     ropes: RwLock<Arc<Ropes>>,
+    /// Tokens per feed-forward step ([`forward::FFN_CHUNK`]; a field so that tests can compare
+    /// step sizes).
+    ffn_chunk: usize,
     /// Working memory of finished calls, reused by the next ones (one per concurrent call).
     scratch: Mutex<Vec<Scratch>>,
 }
@@ -348,6 +351,7 @@ impl GemmaModel {
             output_norm,
             dense,
             ropes: RwLock::new(Arc::new(ropes)),
+            ffn_chunk: forward::FFN_CHUNK,
             scratch: Mutex::new(Vec::new()),
         };
         // What was read so far (the tokenizer's metadata, the norms, the validation) has been
