@@ -53,14 +53,7 @@ pub(crate) fn activation_precision(
         (_, Role::Dense) => ActivationPrecision::F32,
         (Precision::Int8, _) => ActivationPrecision::Int8,
         (Precision::Mixed, _) if packed && tokens <= MIXED_INT8X2_MAX_TOKENS => {
-            match (std::env::var("SHORT_POLICY").as_deref(), role) {
-                (Ok("i8"), _) => ActivationPrecision::Int8,
-                (Ok("long"), Role::Down) => ActivationPrecision::Int8x2,
-                (Ok("long"), _) => ActivationPrecision::Int8,
-                (Ok("ao"), Role::Down | Role::AttnOut) => ActivationPrecision::Int8x2,
-                (Ok("ao"), _) => ActivationPrecision::Int8,
-                _ => ActivationPrecision::Int8x2,
-            }
+            ActivationPrecision::Int8x2
         }
         (Precision::Mixed, _) if !packed && tokens <= MIXED_F32_MAX_TOKENS => {
             ActivationPrecision::F32
