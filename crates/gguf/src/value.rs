@@ -292,29 +292,33 @@ pub(crate) fn split_str(b: &[u8]) -> Option<(&str, &[u8])> {
     Some((s, rest.get(len..)?))
 }
 
-/// Validates `b` as UTF-8: with SIMD (`simdutf8`, which picks the CPU's best instruction set at
-/// run time) for the long runs of string arrays, where `std`'s validator is the bottleneck of
-/// reading a 262,144-piece vocabulary; with `std` under Miri, which does not model those intrinsics.
-#[inline]
-pub(crate) fn utf8_run(b: &[u8]) -> Option<&str> {
+/// The longest valid UTF-8 prefix of `b`: validated with SIMD (`simdutf8`, which picks the CPU's
+/// best instruction set at run time) for the long runs of string arrays, where `std`'s validator
+/// is the bottleneck of reading a 262,144-piece vocabulary; with `std` under Miri, which does not
+/// model those intrinsics.
+fn utf8_prefix(b: &[u8]) -> &str {
     #[cfg(not(miri))]
-    {
-        simdutf8::basic::from_utf8(b).ok()
-    }
+    use simdutf8::compat::from_utf8;
     #[cfg(miri)]
-    {
-        std::str::from_utf8(b).ok()
+    use std::str::from_utf8;
+    match from_utf8(b) {
+        Ok(s) => s,
+        // Only for invalid bytes (or a length prefix that is not ASCII): validate the good part
+        // again to borrow it as a `str`.
+        Err(e) => b
+            .get(..e.valid_up_to())
+            .and_then(|v| from_utf8(v).ok())
+            .unwrap_or(""),
     }
 }
 
-/// Largest run of string-array entries validated by one [`utf8_run`] call: big enough to amortise
-/// the call, small enough that the run is still in cache when its strings are read.
+/// Bytes of a string array validated by one [`utf8_prefix`] call: big enough to amortise the
+/// call, small enough that they are still in cache when their strings are read.
 const RUN_BYTES: usize = 64 * 1024;
 
-/// A length prefix whose eight bytes are all ASCII (every length below 2^56 whose bytes are each
-/// below 0x80, e.g. every length below 128). A run of entries with such prefixes is valid UTF-8 as
-/// a whole exactly when each of its strings is: the prefixes are complete one-byte characters, so
-/// every string starts and ends on a character boundary of the run.
+/// The length in a length prefix whose eight bytes are all ASCII (every length below 128, and
+/// more). Within a valid UTF-8 text, the string after such a prefix starts on a character
+/// boundary: the prefix bytes are whole one-byte characters.
 #[inline]
 fn ascii_prefix(b: &[u8]) -> Option<usize> {
     let w = u64::from_le_bytes(b.get(..8)?.try_into().ok()?);
@@ -323,6 +327,7 @@ fn ascii_prefix(b: &[u8]) -> Option<usize> {
     }
     usize::try_from(w).ok()
 }
+
 /// An array value borrowed from the file: element type, count and the raw element bytes.
 #[derive(Clone, Copy, PartialEq)]
 pub struct ArrayValue<'a> {
@@ -554,72 +559,52 @@ impl<'a, T: ArrayElement> ArrayView<'a, T> {
 /// the current position.
 ///
 /// The iterator checks the bytes it hands out itself (the byte container is generic, so it does
-/// not rely on the parser having seen the same bytes), but cheaply: consecutive entries are
-/// validated as one run of up to 64 KiB with a SIMD validator, and each string is then a
-/// boundary-checked slice of that run, instead of one `std::str::from_utf8` call per string.
+/// not rely on the parser having seen the same bytes), but cheaply: it validates the array's bytes
+/// (length prefixes included) 64 KiB at a time with a SIMD validator, and each string is then a
+/// boundary-checked slice of that text, instead of one `std::str::from_utf8` call per string.
 #[derive(Clone, Debug)]
 pub struct StrArray<'a> {
-    /// Entries (length prefix + bytes) validated as one text, all of whose prefixes are ASCII.
-    run: &'a str,
-    /// The entries after `run`, not yet validated.
-    rest: &'a [u8],
-    /// How many entries at the front of `rest` to validate one by one (a run that failed as a
-    /// whole, or an entry whose length prefix is not ASCII).
-    slow: usize,
+    /// The entries (length prefix + bytes) not yet consumed.
+    bytes: &'a [u8],
+    /// A validated prefix of `bytes`.
+    text: &'a str,
     remaining: usize,
 }
 
 impl<'a> StrArray<'a> {
     pub(crate) fn new(bytes: &'a [u8], len: usize) -> Self {
         StrArray {
-            run: "",
-            rest: bytes,
-            slow: 0,
+            bytes,
+            text: "",
             remaining: len,
         }
     }
 
-    /// Bytes of the array not yet consumed.
-    fn unconsumed(&self) -> usize {
-        self.run.len() + self.rest.len()
+    /// The next string, if it lies inside `text` after an ASCII length prefix. The string then
+    /// starts on a character boundary of `text`, and `get` checks that it ends on one, so it is
+    /// valid UTF-8.
+    #[inline]
+    fn next_in_text(&mut self) -> Option<&'a str> {
+        let len = ascii_prefix(self.text.as_bytes())?;
+        let end = len.checked_add(8)?;
+        let s = self.text.get(8..end)?;
+        self.text = self.text.get(end..)?;
+        self.bytes = self.bytes.get(end..)?;
+        Some(s)
     }
 
-    /// Validates the next run of entries with ASCII prefixes (at most [`RUN_BYTES`] unless one
-    /// entry is longer) and returns how many it holds; when there is no such run, or it is not
-    /// valid UTF-8, marks entries for one-by-one checking and returns 0.
-    fn refill(&mut self) -> usize {
-        let mut pos = 0usize;
-        let mut n = 0usize;
-        while n < self.remaining && pos < RUN_BYTES {
-            let Some(len) = self.rest.get(pos..).and_then(ascii_prefix) else {
-                break;
-            };
-            match pos
-                .checked_add(8)
-                .and_then(|p| p.checked_add(len))
-                .filter(|&end| end <= self.rest.len())
-            {
-                Some(end) => pos = end,
-                None => break,
-            }
-            n += 1;
-        }
-        if n == 0 {
-            self.slow = 1;
-            return 0;
-        }
-        let (run, rest) = self.rest.split_at(pos);
-        match utf8_run(run) {
-            Some(run) => {
-                self.run = run;
-                self.rest = rest;
-                n
-            }
-            None => {
-                self.slow = n;
-                0
+    /// Validates up to [`RUN_BYTES`] of the entries ahead (the window ends on a character
+    /// boundary when the bytes are valid).
+    fn refill(&mut self) {
+        let mut end = self.bytes.len().min(RUN_BYTES);
+        // Back off to the start of a character (at most 3 continuation bytes).
+        for _ in 0..3 {
+            match self.bytes.get(end) {
+                Some(&b) if b & 0xC0 == 0x80 => end -= 1,
+                _ => break,
             }
         }
+        self.text = utf8_prefix(self.bytes.get(..end).unwrap_or(&[]));
     }
 }
 
@@ -630,22 +615,23 @@ impl<'a> Iterator for StrArray<'a> {
         if self.remaining == 0 {
             return None;
         }
-        if self.run.is_empty() && self.slow == 0 {
-            self.refill();
-        }
         self.remaining -= 1;
-        if !self.run.is_empty() {
-            // The prefix is ASCII and the run valid, so both ends are character boundaries and
-            // these checked slices succeed.
-            let len = ascii_prefix(self.run.as_bytes())?;
-            let end = len.checked_add(8)?;
-            let s = self.run.get(8..end)?;
-            self.run = self.run.get(end..)?;
+        if let Some(s) = self.next_in_text() {
             return Some(s);
         }
-        self.slow -= 1;
-        let (s, rest) = split_str(self.rest)?;
-        self.rest = rest;
+        // The entry runs past the validated text: validate further, unless its length prefix is
+        // already in the text and not ASCII (then only checking it alone can help).
+        if self.text.len() < 8 {
+            self.refill();
+            if let Some(s) = self.next_in_text() {
+                return Some(s);
+            }
+        }
+        // A long length prefix, or invalid bytes: this entry on its own.
+        let (s, rest) = split_str(self.bytes)?;
+        let used = self.bytes.len() - rest.len();
+        self.bytes = rest;
+        self.text = self.text.get(used..).unwrap_or("");
         Some(s)
     }
 
@@ -658,22 +644,40 @@ impl ExactSizeIterator for StrArray<'_> {}
 
 /// Checks that the `len` length-prefixed strings in `bytes` (whose lengths the parser has already
 /// checked) are valid UTF-8; on failure, the offset in `bytes` of the first invalid string's bytes.
-/// Runs that validate as a whole are skipped without splitting them into strings.
+///
+/// The same scheme as [`StrArray`], without borrowing the strings: `bytes[..valid_end]` is known
+/// valid UTF-8 from some entry start at or before the current one.
 pub(crate) fn check_strs(bytes: &[u8], len: usize) -> Result<(), usize> {
-    let mut it = StrArray::new(bytes, len);
-    while it.remaining > 0 {
-        let n = it.refill();
-        if n > 0 {
-            it.remaining -= n;
-            it.run = "";
+    /// The end of the entry at `pos`, if it lies in the validated bytes after an ASCII length
+    /// prefix and ends on a character boundary (so its string is valid UTF-8).
+    fn validated(bytes: &[u8], pos: usize, valid_end: usize) -> Option<usize> {
+        let len = ascii_prefix(bytes.get(pos..valid_end)?)?;
+        let end = pos.checked_add(8)?.checked_add(len)?;
+        match bytes.get(end) {
+            _ if end > valid_end => None,
+            Some(&b) if end < valid_end && b & 0xC0 == 0x80 => None,
+            _ => Some(end),
+        }
+    }
+    let mut pos = 0usize;
+    let mut valid_end = 0usize;
+    for _ in 0..len {
+        if let Some(end) = validated(bytes, pos, valid_end) {
+            pos = end;
             continue;
         }
-        while it.slow > 0 {
-            let at = bytes.len() - it.unconsumed();
-            if it.next().is_none() {
-                return Err(at + 8);
+        if valid_end < pos.saturating_add(8) {
+            let mut it = StrArray::new(bytes.get(pos..).unwrap_or(&[]), 1);
+            it.refill();
+            valid_end = pos + it.text.len();
+            if let Some(end) = validated(bytes, pos, valid_end) {
+                pos = end;
+                continue;
             }
         }
+        // A long length prefix, or invalid bytes: this entry on its own.
+        let rest = bytes.get(pos..).and_then(split_str).ok_or(pos + 8)?.1;
+        pos = bytes.len() - rest.len();
     }
     Ok(())
 }

@@ -124,3 +124,100 @@ fn strings_split_inside_a_character_are_rejected() {
         Err(GgufError::InvalidUtf8 { offset }) if offset == offsets[0] as u64
     ));
 }
+
+#[test]
+fn a_cut_character_completed_by_the_next_length_prefix_is_rejected() {
+    // "日" is E6 97 A5. A string holding only E6, followed by a string of 0xA597 bytes whose
+    // length prefix starts 97 A5: the bytes in a row are valid UTF-8, the first string is not.
+    let long = vec![b'x'; 0xA597];
+    let (file, offsets) = array_file(&[b"ok", b"\xe6", &long, b"ok"]);
+    assert!(matches!(
+        Gguf::from_bytes(file.as_slice()),
+        Err(GgufError::InvalidUtf8 { offset }) if offset == offsets[1] as u64
+    ));
+}
+
+/// A byte container that hands out other bytes after the first call (what `StrArray` must not
+/// trust the parser about).
+struct Swapped {
+    parsed: Vec<u8>,
+    later: Vec<u8>,
+    calls: std::cell::Cell<usize>,
+}
+
+impl AsRef<[u8]> for Swapped {
+    fn as_ref(&self) -> &[u8] {
+        self.calls.set(self.calls.get() + 1);
+        if self.calls.get() == 1 {
+            &self.parsed
+        } else {
+            &self.later
+        }
+    }
+}
+
+#[test]
+fn str_array_checks_the_bytes_it_is_given() {
+    let long = "x".repeat(0xA597);
+    // (byte, string): one-byte string 1 or 3 becomes that byte. E6 before the long string's
+    // length prefix (97 A5 ...) makes valid UTF-8 in a row; it must still be rejected.
+    for (bad, index) in [(0xe6, 1), (0xff, 1), (0xe6, 3)] {
+        let good: Vec<&[u8]> = vec![b"ok", b"x", long.as_bytes(), b"y", b"ok"];
+        let (parsed, offsets) = array_file(&good);
+        let mut later = parsed.clone();
+        later[offsets[index]] = bad;
+        let f = Gguf::from_bytes(Swapped {
+            parsed,
+            later,
+            calls: std::cell::Cell::new(0),
+        })
+        .unwrap();
+        // The iterator stops at the invalid string.
+        let got: Vec<&str> = f.get_str_array("k").unwrap().collect();
+        assert_eq!(got.len(), index, "{bad:#x} in string {index}");
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig {
+        cases: if cfg!(miri) { 2 } else { 48 },
+        failure_persistence: None,
+        ..Default::default()
+    })]
+
+    /// Arrays of valid strings of any length (up to several validation windows in all), some with
+    /// random bytes put in: the parser accepts exactly the arrays whose every string is UTF-8,
+    /// reports the first bad one, and `StrArray` gives back every string.
+    #[test]
+    fn any_array_is_checked_like_one_string_at_a_time(
+        valid in proptest::collection::vec(
+            proptest::prop_oneof![
+                4 => ".{0,12}",
+                1 => "[a-zé日]{100,300}",
+            ],
+            0..if cfg!(miri) { 40 } else { 12_000 },
+        ),
+        bad in proptest::option::of((
+            proptest::num::usize::ANY,
+            proptest::collection::vec(proptest::num::u8::ANY, 0..6),
+        )),
+    ) {
+        let mut pieces: Vec<Vec<u8>> = valid.into_iter().map(String::into_bytes).collect();
+        if let Some((at, bytes)) = bad {
+            pieces.insert(at % (pieces.len() + 1), bytes);
+        }
+        let refs: Vec<&[u8]> = pieces.iter().map(Vec::as_slice).collect();
+        let (file, offsets) = array_file(&refs);
+        let first_bad = pieces.iter().position(|p| std::str::from_utf8(p).is_err());
+        match (Gguf::from_bytes(file.as_slice()), first_bad) {
+            (Ok(f), None) => {
+                let got: Vec<&[u8]> = f.get_str_array("k").unwrap().map(str::as_bytes).collect();
+                proptest::prop_assert_eq!(got, refs);
+            }
+            (Err(GgufError::InvalidUtf8 { offset }), Some(i)) => {
+                proptest::prop_assert_eq!(offset, offsets[i] as u64);
+            }
+            (r, bad) => proptest::prop_assert!(false, "{:?} with first bad string {:?}", r.err(), bad),
+        }
+    }
+}
