@@ -19,6 +19,8 @@
 use half::f16;
 use rayon::prelude::*;
 
+use zerocopy::{FromBytes, IntoBytes};
+
 use crate::acts::Align64;
 use crate::block::{BlockQ8_0, QK8_0};
 use crate::Backend;
@@ -31,15 +33,14 @@ pub(crate) const GROUP_BLOCK_BYTES: usize = PACK_ROWS * QK8_0;
 /// A Q8_0 matrix (`rows × k`) in the packed layout of one backend's int8 kernel (see the module
 /// docs). Made by [`Kernels::pack_q8_0`](crate::Kernels::pack_q8_0); multiply with
 /// [`Kernels::matmul_packed_q8_0`](crate::Kernels::matmul_packed_q8_0).
-#[derive(Clone)]
 pub struct PackedQ8_0 {
     pub(crate) backend: Backend,
     pub(crate) rows: usize,
     pub(crate) k: usize,
-    /// `groups × nb × 512` bytes of `q + 128`.
-    pub(crate) qs: Vec<Align64>,
-    /// `groups × nb × 16` scales.
-    pub(crate) d: Vec<f16>,
+    /// `groups × nb × 512` bytes of `q + 128`, then `groups × nb × 16` f16 scales.
+    buf: Buffer,
+    /// Bytes of quants at the start of `buf`.
+    qs_len: usize,
 }
 
 impl std::fmt::Debug for PackedQ8_0 {
@@ -70,7 +71,7 @@ impl PackedQ8_0 {
 
     /// Bytes of memory the packed matrix holds.
     pub fn size_bytes(&self) -> usize {
-        self.qs.len() * size_of::<Align64>() + self.d.len() * size_of::<f16>()
+        self.buf.bytes().len()
     }
 
     /// Blocks per row.
@@ -78,20 +79,67 @@ impl PackedQ8_0 {
         self.k / QK8_0
     }
 
+    /// The quants (64-byte aligned).
+    pub(crate) fn qs(&self) -> &[u8] {
+        &self.buf.bytes()[..self.qs_len]
+    }
+
+    /// The scales.
+    pub(crate) fn d(&self) -> &[f16] {
+        // `pack` laid them out as whole, 2-aligned f16s after the quants (64-byte multiple).
+        <[f16]>::ref_from_bytes(&self.buf.bytes()[self.qs_len..]).unwrap_or(&[])
+    }
+
     /// Block `b` of row `row` as the original [`BlockQ8_0`] (`row < rows`, `b < k/32`): the
     /// inverse of packing, for tests and debugging.
     pub fn block(&self, row: usize, b: usize) -> BlockQ8_0 {
         let nb = self.blocks_per_row();
         let (g, r) = (row / PACK_ROWS, row % PACK_ROWS);
-        let bytes = zerocopy::IntoBytes::as_bytes(self.qs.as_slice());
+        let bytes = self.qs();
         let base = (g * nb + b) * GROUP_BLOCK_BYTES;
         let qs = core::array::from_fn(|j| {
             let (s, i) = (j / 4, j % 4);
             (bytes[base + s * 64 + 4 * r + i] ^ 0x80) as i8
         });
         BlockQ8_0 {
-            d: self.d[(g * nb + b) * PACK_ROWS + r],
+            d: self.d()[(g * nb + b) * PACK_ROWS + r],
             qs,
+        }
+    }
+}
+
+/// The memory of a packed matrix: an anonymous map filled in one go (`MAP_POPULATE`: one system
+/// call instead of a page fault per 4 KiB page, which costs ~3 µs each in a virtual machine), or
+/// the heap where no map can be made.
+enum Buffer {
+    Map(memmap2::MmapMut),
+    Heap(Vec<Align64>),
+}
+
+impl Buffer {
+    /// A zeroed buffer of at least `len` bytes (a multiple of 64), 64-byte aligned.
+    fn zeroed(len: usize) -> Buffer {
+        let map = memmap2::MmapOptions::new()
+            .len(len.max(1))
+            .populate()
+            .map_anon();
+        match map {
+            Ok(m) => Buffer::Map(m),
+            Err(_) => Buffer::Heap(vec![Align64([0; 64]); len.div_ceil(64)]),
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Buffer::Map(m) => m,
+            Buffer::Heap(v) => v.as_bytes(),
+        }
+    }
+
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        match self {
+            Buffer::Map(m) => m,
+            Buffer::Heap(v) => v.as_mut_bytes(),
         }
     }
 }
@@ -100,18 +148,22 @@ impl PackedQ8_0 {
 /// the current rayon pool.
 pub(crate) fn pack(backend: Backend, w: &[BlockQ8_0], rows: usize, nb: usize) -> PackedQ8_0 {
     let groups = rows.div_ceil(PACK_ROWS);
-    let mut qs = vec![Align64([0x80; 64]); groups * nb * GROUP_BLOCK_BYTES / 64];
-    let mut d = vec![f16::ZERO; groups * nb * PACK_ROWS];
-    let group_qs = nb * GROUP_BLOCK_BYTES / 64;
-    qs.par_chunks_mut(group_qs)
+    let qs_len = groups * nb * GROUP_BLOCK_BYTES;
+    let d_len = groups * nb * PACK_ROWS * size_of::<f16>();
+    let mut buf = Buffer::zeroed(qs_len + d_len);
+    let (qs, d) = buf.bytes_mut()[..qs_len + d_len].split_at_mut(qs_len);
+    // Both views fit: `qs_len` is a multiple of 64 and the buffer is 64-byte aligned.
+    let (Ok(qs), Ok(d)) = (<[u32]>::mut_from_bytes(qs), <[f16]>::mut_from_bytes(d)) else {
+        unreachable!("a 64-byte aligned buffer holds whole u32s and f16s")
+    };
+    let group_dwords = nb * GROUP_BLOCK_BYTES / 4;
+    qs.par_chunks_mut(group_dwords)
         .zip(d.par_chunks_mut(nb * PACK_ROWS))
         .enumerate()
         .for_each(|(g, (gq, gd))| {
             // The group as dwords: block b, step s, row r is dword `(b·8 + s)·16 + r`.
-            let gq: &mut [u32] =
-                zerocopy::FromBytes::mut_from_bytes(zerocopy::IntoBytes::as_mut_bytes(gq))
-                    .expect("64-byte units are whole dwords");
-            for r in 0..PACK_ROWS.min(rows - g * PACK_ROWS) {
+            let valid = PACK_ROWS.min(rows - g * PACK_ROWS);
+            for r in 0..valid {
                 let row = &w[(g * PACK_ROWS + r) * nb..][..nb];
                 for ((blk, dst), dd) in row
                     .iter()
@@ -125,12 +177,16 @@ pub(crate) fn pack(backend: Backend, w: &[BlockQ8_0], rows: usize, nb: usize) ->
                     }
                 }
             }
+            // Padding rows hold zero weights (`0 + 128`; their scales stay 0).
+            for dst in gq.chunks_exact_mut(PACK_ROWS) {
+                dst[valid..].fill(0x8080_8080);
+            }
         });
     PackedQ8_0 {
         backend,
         rows,
         k: nb * QK8_0,
-        qs,
-        d,
+        buf,
+        qs_len,
     }
 }

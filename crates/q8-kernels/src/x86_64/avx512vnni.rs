@@ -123,7 +123,7 @@ impl Avx512Vnni {
             .collect();
         // Token super-tiles whose activations stay in L2 while every group of rows passes.
         let super_tile = (SUPER_TILE_BYTES / k).next_multiple_of(TILE);
-        let qs = zerocopy::IntoBytes::as_bytes(w.qs.as_slice());
+        let (qs, d) = (w.qs(), w.d());
         let mut acc = [[0.0f32; 16]; TILE];
         for s0 in (0..pseudo).step_by(super_tile) {
             let s1 = (s0 + super_tile).min(pseudo);
@@ -133,7 +133,7 @@ impl Avx512Vnni {
                 let valid = (rows.end - g_row).min(PACK_ROWS);
                 let off = g_row - rows.start;
                 let gq = qs[g * nb * GROUP_BLOCK_BYTES..][..nb * GROUP_BLOCK_BYTES].as_ptr();
-                let gd = w.d[g * nb * PACK_ROWS..][..nb * PACK_ROWS].as_ptr();
+                let gd = d[g * nb * PACK_ROWS..][..nb * PACK_ROWS].as_ptr();
                 let mut p0 = s0;
                 while p0 < s1 {
                     let pc = (s1 - p0).min(TILE);
