@@ -484,7 +484,14 @@ impl Kernels {
         }
         // The padded row count must fit too.
         mul("w", n.div_ceil(PACK_ROWS) * PACK_ROWS, w.len() / n * QK8_0)?;
-        Ok(packed::pack(self.backend(), w, n, w.len() / n))
+        let nb = w.len() / n;
+        Ok(match self.imp {
+            #[cfg(target_arch = "x86_64")]
+            Imp::Avx512Vnni(t) => packed::pack(self.backend(), w, n, nb, |rows, gq, gd| {
+                t.pack_group(rows, gq, gd)
+            }),
+            _ => packed::pack(self.backend(), w, n, nb, packed::pack_group_portable),
+        })
     }
 
     /// Checks `w`, `acts` and `y` of a packed matmul.

@@ -144,9 +144,42 @@ impl Buffer {
     }
 }
 
-/// Packs `w` (`rows × nb` blocks, checked by the caller) for `backend`, splitting the groups over
-/// the current rayon pool.
-pub(crate) fn pack(backend: Backend, w: &[BlockQ8_0], rows: usize, nb: usize) -> PackedQ8_0 {
+/// Packs one group in portable code: `rows[r]` is row `r`'s `nb` blocks (`rows.len() <= 16`;
+/// missing rows are zero weights); `gq` receives the group's `nb · 128` dwords of quants (block
+/// `b`, step `s`, row `r` is dword `(b·8 + s)·16 + r`), `gd` its `nb · 16` scales.
+pub(crate) fn pack_group_portable(rows: &[&[BlockQ8_0]], gq: &mut [u32], gd: &mut [f16]) {
+    for (r, row) in rows.iter().enumerate() {
+        for ((blk, dst), dd) in row
+            .iter()
+            .zip(gq.chunks_exact_mut(8 * PACK_ROWS))
+            .zip(gd.chunks_exact_mut(PACK_ROWS))
+        {
+            dd[r] = blk.d;
+            let quads: &[[u8; 4]; 8] = zerocopy::transmute_ref!(&blk.qs);
+            for (s, quad) in quads.iter().enumerate() {
+                dst[s * PACK_ROWS + r] = u32::from_le_bytes(*quad) ^ 0x8080_8080;
+            }
+        }
+    }
+    // Padding rows hold zero weights (`0 + 128`; their scales stay 0).
+    for dst in gq.chunks_exact_mut(PACK_ROWS) {
+        dst[rows.len()..].fill(0x8080_8080);
+    }
+}
+
+/// Packs `w` (`rows × nb` blocks, checked by the caller) for `backend`, one group of 16 rows at a
+/// time with `pack_group` (the portable [`pack_group_portable`] or a backend's faster one, with
+/// the same output), splitting the groups over the current rayon pool.
+pub(crate) fn pack<G>(
+    backend: Backend,
+    w: &[BlockQ8_0],
+    rows: usize,
+    nb: usize,
+    pack_group: G,
+) -> PackedQ8_0
+where
+    G: Fn(&[&[BlockQ8_0]], &mut [u32], &mut [f16]) + Sync,
+{
     let groups = rows.div_ceil(PACK_ROWS);
     let qs_len = groups * nb * GROUP_BLOCK_BYTES;
     let d_len = groups * nb * PACK_ROWS * size_of::<f16>();
@@ -156,31 +189,15 @@ pub(crate) fn pack(backend: Backend, w: &[BlockQ8_0], rows: usize, nb: usize) ->
     let (Ok(qs), Ok(d)) = (<[u32]>::mut_from_bytes(qs), <[f16]>::mut_from_bytes(d)) else {
         unreachable!("a 64-byte aligned buffer holds whole u32s and f16s")
     };
-    let group_dwords = nb * GROUP_BLOCK_BYTES / 4;
-    qs.par_chunks_mut(group_dwords)
+    qs.par_chunks_mut(nb * GROUP_BLOCK_BYTES / 4)
         .zip(d.par_chunks_mut(nb * PACK_ROWS))
         .enumerate()
         .for_each(|(g, (gq, gd))| {
-            // The group as dwords: block b, step s, row r is dword `(b·8 + s)·16 + r`.
-            let valid = PACK_ROWS.min(rows - g * PACK_ROWS);
-            for r in 0..valid {
-                let row = &w[(g * PACK_ROWS + r) * nb..][..nb];
-                for ((blk, dst), dd) in row
-                    .iter()
-                    .zip(gq.chunks_exact_mut(8 * PACK_ROWS))
-                    .zip(gd.chunks_exact_mut(PACK_ROWS))
-                {
-                    dd[r] = blk.d;
-                    let quads: &[[u8; 4]; 8] = zerocopy::transmute_ref!(&blk.qs);
-                    for (s, quad) in quads.iter().enumerate() {
-                        dst[s * PACK_ROWS + r] = u32::from_le_bytes(*quad) ^ 0x8080_8080;
-                    }
-                }
-            }
-            // Padding rows hold zero weights (`0 + 128`; their scales stay 0).
-            for dst in gq.chunks_exact_mut(PACK_ROWS) {
-                dst[valid..].fill(0x8080_8080);
-            }
+            let first = g * PACK_ROWS;
+            let group: Vec<&[BlockQ8_0]> = (first..rows.min(first + PACK_ROWS))
+                .map(|r| &w[r * nb..(r + 1) * nb])
+                .collect();
+            pack_group(&group, gq, gd);
         });
     PackedQ8_0 {
         backend,
@@ -188,5 +205,44 @@ pub(crate) fn pack(backend: Backend, w: &[BlockQ8_0], rows: usize, nb: usize) ->
         k: nb * QK8_0,
         buf,
         qs_len,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The AVX-512 group packer writes exactly the portable packer's bytes, for full and
+    /// partial groups.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn avx512_group_packing_matches_portable() {
+        let Some(t) = crate::x86_64::avx512vnni::Avx512Vnni::detect() else {
+            return; // nothing to compare on this CPU
+        };
+        let nb = 3;
+        let mut seed = 7u32;
+        let blocks: Vec<BlockQ8_0> = (0..PACK_ROWS * nb)
+            .map(|_| {
+                let mut x = [0.0f32; QK8_0];
+                for v in x.iter_mut() {
+                    seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                    *v = (seed >> 8) as f32 / (1u32 << 24) as f32 - 0.5;
+                }
+                BlockQ8_0::quantize(&x)
+            })
+            .collect();
+        for n_rows in [PACK_ROWS, 9, 1] {
+            let rows: Vec<&[BlockQ8_0]> = (0..n_rows)
+                .map(|r| &blocks[r * nb..(r + 1) * nb])
+                .collect();
+            let (mut q1, mut d1) = (vec![1u32; nb * 128], vec![f16::ONE; nb * PACK_ROWS]);
+            let (mut q2, mut d2) = (vec![2u32; nb * 128], vec![f16::ONE; nb * PACK_ROWS]);
+            d1.iter_mut().chain(d2.iter_mut()).for_each(|d| *d = f16::ZERO);
+            pack_group_portable(&rows, &mut q1, &mut d1);
+            t.pack_group(&rows, &mut q2, &mut d2);
+            assert_eq!(q1, q2, "{n_rows} rows");
+            assert_eq!(d1, d2, "{n_rows} rows");
+        }
     }
 }

@@ -358,3 +358,83 @@ unsafe fn quantize_block32(
     };
     (d, sum_hi, sum_lo)
 }
+
+impl Avx512Vnni {
+    /// Packs one group of rows (see [`crate::PackedQ8_0`]): `rows[r]` is row `r`'s `nb` blocks
+    /// (`rows.len() <= 16`; missing rows are zero weights); `gq` receives the `nb · 128` dwords
+    /// of quants, `gd` the `nb · 16` scales.
+    pub(crate) fn pack_group(self, rows: &[&[BlockQ8_0]], gq: &mut [u32], gd: &mut [half::f16]) {
+        let nb = gd.len() / PACK_ROWS;
+        assert!(
+            rows.len() <= PACK_ROWS && gq.len() == nb * 128 && rows.iter().all(|r| r.len() == nb)
+        );
+        for (b, (dst, dd)) in gq
+            .chunks_exact_mut(128)
+            .zip(gd.chunks_exact_mut(PACK_ROWS))
+            .enumerate()
+        {
+            for (d, row) in dd.iter_mut().zip(rows) {
+                *d = row[b].d;
+            }
+            // SAFETY: `self` proves AVX-512 F; every row has block b (asserted), `dst` has 128
+            // dwords.
+            unsafe { transpose_block(rows, b, dst) };
+        }
+    }
+}
+
+/// Writes block `b` of up to 16 rows as 8 × 64 bytes: dword `16s + r` is dword `s` of row `r`'s
+/// quants, `^ 0x80` per byte. Two 8×8 dword transposes side by side (rows 0–7 in the low 256
+/// bits of each register, rows 8–15 in the high ones): unpack 32-bit, unpack 64-bit, then move
+/// 128-bit lanes.
+///
+/// # Safety
+/// AVX-512 F must be available; every `rows[r]` must have block `b`; `dst` must hold 128 dwords.
+#[target_feature(enable = "avx512f")]
+unsafe fn transpose_block(rows: &[&[BlockQ8_0]], b: usize, dst: &mut [u32]) {
+    let load = |r: usize| match rows.get(r) {
+        // SAFETY: row r has block b (contract); its 32 quants are readable.
+        Some(row) => unsafe { _mm256_loadu_si256(row[b].qs.as_ptr().cast()) },
+        None => _mm256_setzero_si256(),
+    };
+    let z: [__m512i; 8] = core::array::from_fn(|i| {
+        _mm512_inserti64x4::<1>(_mm512_castsi256_si512(load(i)), load(i + 8))
+    });
+    let t: [__m512i; 8] = core::array::from_fn(|i| {
+        let (a, c) = (z[i & !1], z[i | 1]);
+        if i % 2 == 0 {
+            _mm512_unpacklo_epi32(a, c)
+        } else {
+            _mm512_unpackhi_epi32(a, c)
+        }
+    });
+    // u[j] (and u[4 + j] for rows 4–7) holds dword j of each 128-bit lane's rows 0–3.
+    let u: [__m512i; 8] = core::array::from_fn(|i| {
+        let base = 4 * (i / 4);
+        let (a, c) = (t[base + (i % 4) / 2], t[base + 2 + (i % 4) / 2]);
+        if i % 2 == 0 {
+            _mm512_unpacklo_epi64(a, c)
+        } else {
+            _mm512_unpackhi_epi64(a, c)
+        }
+    });
+    let flip = _mm512_set1_epi8(-128);
+    for j in 0..4 {
+        // Lane 0 (and 2) of u[j] holds dword j, lane 1 (and 3) dword 4 + j.
+        let lo = _mm512_shuffle_i32x4::<0b10_00_10_00>(u[j], u[4 + j]);
+        let hi = _mm512_shuffle_i32x4::<0b11_01_11_01>(u[j], u[4 + j]);
+        let lo = _mm512_shuffle_i32x4::<0b11_01_10_00>(lo, lo);
+        let hi = _mm512_shuffle_i32x4::<0b11_01_10_00>(hi, hi);
+        // SAFETY: dst has 128 dwords; steps j and 4 + j take 16 each.
+        unsafe {
+            _mm512_storeu_si512(
+                dst.as_mut_ptr().add(16 * j).cast(),
+                _mm512_xor_si512(lo, flip),
+            );
+            _mm512_storeu_si512(
+                dst.as_mut_ptr().add(16 * (4 + j)).cast(),
+                _mm512_xor_si512(hi, flip),
+            );
+        }
+    }
+}
