@@ -107,7 +107,8 @@ pub struct ModelInfo {
 #[non_exhaustive]
 pub enum Precision {
     /// Every matrix product rounds its input activations to int8 in blocks of 32 (llama.cpp's
-    /// scheme): the fastest mode.
+    /// scheme), and attention rounds its operands to bf16 where the CPU has AVX512_BF16
+    /// (llama.cpp rounds K and V to f16): the fastest mode.
     Int8,
     /// Int8 activations, except for `ffn_down` (whose input `gelu(gate) ⊙ up` is not
     /// RMS-normalised and carries the largest outliers), which rounds to two int8 parts (about

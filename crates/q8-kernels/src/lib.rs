@@ -190,6 +190,15 @@ pub enum KernelError {
     },
 }
 
+/// The operand precision of [`Kernels::attention_with`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AttentionPrecision {
+    /// f32 throughout, like [`Kernels::attention`].
+    F32,
+    /// Scores and `P·V` from bf16-rounded operands where the CPU has AVX512_BF16.
+    Bf16,
+}
+
 /// `Err(LengthMismatch)` unless `len == expected`.
 pub(crate) fn check_len(
     what: &'static str,
@@ -891,6 +900,7 @@ impl Kernels {
             head_dim,
             scale,
             window,
+            bf16: false,
         };
         Self::check_attention(q, k, v, &shape, out)?;
         self.attention_impl(q, k, v, &shape, out, true);
@@ -919,10 +929,58 @@ impl Kernels {
             head_dim,
             scale,
             window,
+            bf16: false,
         };
         Self::check_attention(q, k, v, &shape, out)?;
         self.attention_impl(q, k, v, &shape, out, false);
         Ok(())
+    }
+
+    /// [`Kernels::attention`] at a chosen [`AttentionPrecision`], on the current rayon pool if
+    /// `parallel` (else on the calling thread). With [`AttentionPrecision::Bf16`] the scores
+    /// `q·k` and the products `P·V` are computed from operands rounded to bf16 (8-bit mantissas,
+    /// sums in f32) on CPUs with AVX512_BF16, at twice the multiply-adds per instruction of f32
+    /// (llama.cpp rounds K and V to f16 the same way); elsewhere, and for head dimensions that
+    /// are not a multiple of 32, exactly like [`Kernels::attention`]
+    /// ([`Kernels::has_bf16_attention`]).
+    #[allow(clippy::too_many_arguments)]
+    pub fn attention_with(
+        &self,
+        q: &[f32],
+        k: &[f32],
+        v: &[f32],
+        seq_len: usize,
+        n_heads: usize,
+        n_kv_heads: usize,
+        head_dim: usize,
+        scale: f32,
+        window: Option<usize>,
+        out: &mut [f32],
+        precision: AttentionPrecision,
+        parallel: bool,
+    ) -> Result<(), KernelError> {
+        let shape = AttentionShape {
+            seq_len,
+            n_heads,
+            n_kv_heads,
+            head_dim,
+            scale,
+            window,
+            bf16: precision == AttentionPrecision::Bf16 && self.has_bf16_attention(),
+        };
+        Self::check_attention(q, k, v, &shape, out)?;
+        self.attention_impl(q, k, v, &shape, out, parallel);
+        Ok(())
+    }
+
+    /// Whether [`AttentionPrecision::Bf16`] rounds to bf16 here (AVX-512 VNNI backend on a CPU
+    /// with AVX512_BF16), rather than computing exactly like [`Kernels::attention`].
+    pub fn has_bf16_attention(&self) -> bool {
+        match self.imp {
+            #[cfg(target_arch = "x86_64")]
+            Imp::Avx512Vnni(t) => t.bf16,
+            _ => false,
+        }
     }
 
     /// Runs attention over blocks of queries (checked shapes).
@@ -1071,6 +1129,8 @@ pub(crate) struct AttentionShape {
     pub(crate) head_dim: usize,
     pub(crate) scale: f32,
     pub(crate) window: Option<usize>,
+    /// Scores and `P·V` from bf16-rounded operands where the CPU has AVX512_BF16.
+    pub(crate) bf16: bool,
 }
 
 impl AttentionShape {

@@ -233,12 +233,13 @@ mod tests {
             })
             .collect();
         for n_rows in [PACK_ROWS, 9, 1] {
-            let rows: Vec<&[BlockQ8_0]> = (0..n_rows)
-                .map(|r| &blocks[r * nb..(r + 1) * nb])
-                .collect();
+            let rows: Vec<&[BlockQ8_0]> =
+                (0..n_rows).map(|r| &blocks[r * nb..(r + 1) * nb]).collect();
             let (mut q1, mut d1) = (vec![1u32; nb * 128], vec![f16::ONE; nb * PACK_ROWS]);
             let (mut q2, mut d2) = (vec![2u32; nb * 128], vec![f16::ONE; nb * PACK_ROWS]);
-            d1.iter_mut().chain(d2.iter_mut()).for_each(|d| *d = f16::ZERO);
+            d1.iter_mut()
+                .chain(d2.iter_mut())
+                .for_each(|d| *d = f16::ZERO);
             pack_group_portable(&rows, &mut q1, &mut d1);
             t.pack_group(&rows, &mut q2, &mut d2);
             assert_eq!(q1, q2, "{n_rows} rows");

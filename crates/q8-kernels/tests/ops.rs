@@ -7,7 +7,7 @@
 mod common;
 
 use common::Rng;
-use q8_kernels::{KernelError, Kernels, RopeTable};
+use q8_kernels::{AttentionPrecision, KernelError, Kernels, RopeTable};
 
 fn close(a: f32, b: f64, tol: f64) -> bool {
     (f64::from(a) - b).abs() <= tol * (1.0 + b.abs())
@@ -312,6 +312,108 @@ fn attention() {
             kern.attention(&[0.0; 8], &[0.0; 4], &[0.0; 4], 1, 2, 3, 4, 1.0, None, &mut out),
             Err(KernelError::InvalidShape { .. })
         ));
+    }
+}
+
+/// `x` rounded to bf16 (round to nearest even), as f32.
+fn round_bf16(x: &[f32]) -> Vec<f32> {
+    x.iter()
+        .map(|&v| half::bf16::from_f32(v).to_f32())
+        .collect()
+}
+
+/// bf16 attention: exactly `attention` where the CPU has no bf16 path (or the head dimension is
+/// not a multiple of 32); elsewhere the exact attention of the bf16-rounded q, k and v, within
+/// the f32 bound plus the rounding of the probabilities (relative 2⁻⁸ of Σ p·|v| ≤ max |v|).
+#[test]
+fn attention_bf16() {
+    let mut rng = Rng::new(17);
+    for kern in Kernels::available() {
+        for &(seq, nh, nkv, d, window) in &[
+            (1, 1, 1, 32, None),
+            (5, 3, 1, 8, Some(1)),
+            (17, 3, 1, 64, None),
+            (17, 4, 2, 96, Some(4)),
+            (40, 3, 1, 256, Some(7)),
+            (70, 3, 1, 256, Some(100)),
+            (33, 2, 2, 32, Some(0)),
+        ] {
+            let q = rng.vec(seq * nh * d);
+            let k = rng.vec(seq * nkv * d);
+            let v = rng.vec(seq * nkv * d);
+            let scale = 1.0 / (d as f32).sqrt();
+            let mut exact = vec![f32::NAN; seq * nh * d];
+            kern.attention_single_thread(&q, &k, &v, seq, nh, nkv, d, scale, window, &mut exact)
+                .unwrap();
+            let rounds = kern.has_bf16_attention() && d % 32 == 0;
+            let (want, bound) = attention_f64(
+                &round_bf16(&q),
+                &round_bf16(&k),
+                &round_bf16(&v),
+                seq,
+                nh,
+                nkv,
+                d,
+                scale,
+                window,
+            );
+            let v_max = v.iter().fold(0.0f64, |m, &x| m.max(f64::from(x).abs()));
+            for parallel in [false, true] {
+                let mut f32_out = vec![f32::NAN; seq * nh * d];
+                kern.attention_with(
+                    &q,
+                    &k,
+                    &v,
+                    seq,
+                    nh,
+                    nkv,
+                    d,
+                    scale,
+                    window,
+                    &mut f32_out,
+                    AttentionPrecision::F32,
+                    parallel,
+                )
+                .unwrap();
+                assert_eq!(f32_out, exact, "{}: F32 is the f32 attention", kern.name());
+                let mut out = vec![f32::NAN; seq * nh * d];
+                kern.attention_with(
+                    &q,
+                    &k,
+                    &v,
+                    seq,
+                    nh,
+                    nkv,
+                    d,
+                    scale,
+                    window,
+                    &mut out,
+                    AttentionPrecision::Bf16,
+                    parallel,
+                )
+                .unwrap();
+                if !rounds {
+                    assert_eq!(out, exact, "{} d {d}: not the f32 attention", kern.name());
+                    continue;
+                }
+                assert_ne!(
+                    out,
+                    exact,
+                    "{} d {d}: the bf16 path did not run",
+                    kern.name()
+                );
+                for i in 0..out.len() {
+                    let tol = 2.0 * bound[i] + v_max / 256.0;
+                    assert!(
+                        (f64::from(out[i]) - want[i]).abs() <= tol,
+                        "{} seq {seq} nh {nh} d {d} w {window:?} i {i}: {} vs {} (tol {tol})",
+                        kern.name(),
+                        out[i],
+                        want[i]
+                    );
+                }
+            }
+        }
     }
 }
 

@@ -443,7 +443,7 @@ unsafe fn tile16<W: Rows16, const T: usize>(
 /// AVX-512 F must be available.
 #[inline]
 #[target_feature(enable = "avx512f")]
-unsafe fn hsum16(v: &[__m512; 16]) -> __m512 {
+pub(crate) unsafe fn hsum16(v: &[__m512; 16]) -> __m512 {
     // Lane L of u[i]: [a0+a2, b0+b2, a1+a3, b1+b3] for a = v[2i], b = v[2i+1].
     let u: [__m512; 8] = core::array::from_fn(|i| {
         let (a, b) = (v[2 * i], v[2 * i + 1]);
@@ -497,6 +497,9 @@ impl Avx512Vnni {
         out_block: &mut [f32],
     ) {
         let d = shape.head_dim;
+        if shape.bf16 && self.bf16 && d.is_multiple_of(32) {
+            return self.attention_block_bf16(q, k, v, shape, queries, out_block);
+        }
         let group = shape.n_heads / shape.n_kv_heads;
         let q_stride = shape.n_heads * d;
         let kv_stride = shape.n_kv_heads * d;

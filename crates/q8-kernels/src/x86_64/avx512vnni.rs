@@ -32,7 +32,8 @@ use crate::packed::{PackedQ8_0, GROUP_BLOCK_BYTES, PACK_ROWS};
 /// makes one.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Avx512Vnni {
-    _private: (),
+    /// The CPU also has AVX512_BF16 (`VDPBF16PS`), used by the bf16 attention.
+    pub(crate) bf16: bool,
 }
 
 /// Most pseudo-tokens one tile handles: 8 i32 and 8 f32 accumulators.
@@ -61,7 +62,9 @@ impl Avx512Vnni {
             && is_x86_feature_detected!("avx2")
             && is_x86_feature_detected!("fma")
             && is_x86_feature_detected!("f16c");
-        ok.then_some(Avx512Vnni { _private: () })
+        ok.then(|| Avx512Vnni {
+            bf16: is_x86_feature_detected!("avx512bf16"),
+        })
     }
 
     /// `y = x · Wᵀ` for the rows `rows` of unpacked weights; `out[t]` is token `t`'s part of `y`
