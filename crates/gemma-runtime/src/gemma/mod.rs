@@ -291,7 +291,33 @@ impl GemmaModel {
             }
         };
 
-        let tokenizer = crate::tokenizer::from_gguf(&file)?;
+        let kern = q8_kernels::kernels()?;
+        // Int8 products run on packed layer weights where the kernels have a packed kernel;
+        // all-f32 activations read the file's weights as they are. Packing and the tokenizer
+        // build run side by side (each also splits its own work over the pool).
+        let pack = opts.precision != Precision::F32 && kern.supports_packed_q8_0();
+        let (tokenizer, packed) = rayon::join(
+            || crate::tokenizer::from_gguf(&file),
+            || -> Result<bool, RuntimeError> {
+                if !pack {
+                    return Ok(false);
+                }
+                use rayon::prelude::*;
+                let results: Vec<Result<bool, RuntimeError>> =
+                    layers.par_iter_mut().map(|l| l.pack(kern, &file)).collect();
+                let mut all = true;
+                for r in results {
+                    all &= r?;
+                }
+                // The Dense projections (one vector) then run on two-part int8 activations too.
+                if let Some((d2, d3)) = &mut dense {
+                    pack_and_release(d2, kern, &file)?;
+                    pack_and_release(d3, kern, &file)?;
+                }
+                Ok(all)
+            },
+        );
+        let (tokenizer, packed) = (tokenizer?, packed?);
         let vocab_size = token_embd.rows;
         if tokenizer.vocab_size() != vocab_size {
             return Err(RuntimeError::TensorShape {
@@ -300,27 +326,6 @@ impl GemmaModel {
                 found: vec![d as u64, vocab_size as u64],
             });
         }
-
-        let kern = q8_kernels::kernels()?;
-        // Int8 products run on packed layer weights where the kernels have a packed kernel;
-        // all-f32 activations read the file's weights as they are.
-        let packed = if opts.precision != Precision::F32 && kern.supports_packed_q8_0() {
-            use rayon::prelude::*;
-            let results: Vec<Result<bool, RuntimeError>> =
-                layers.par_iter_mut().map(|l| l.pack(kern, &file)).collect();
-            let mut all = true;
-            for r in results {
-                all &= r?;
-            }
-            // The Dense projections (one vector) then run on two-part int8 activations too.
-            if let Some((d2, d3)) = &mut dense {
-                pack_and_release(d2, kern, &file)?;
-                pack_and_release(d3, kern, &file)?;
-            }
-            all
-        } else {
-            false
-        };
         let ropes = Ropes::new(&cfg, MIN_ROPE_POSITIONS.min(cfg.context_length))?;
 
         let output_dim = cfg.output_dim();
