@@ -387,6 +387,9 @@ impl Avx512Vnni {
             // dwords.
             unsafe { transpose_block(rows, b, dst) };
         }
+        // Order the non-temporal stores before whatever publishes the packed matrix.
+        // SAFETY: SSE is part of x86-64.
+        unsafe { _mm_sfence() };
     }
 }
 
@@ -426,6 +429,7 @@ unsafe fn transpose_block(rows: &[&[BlockQ8_0]], b: usize, dst: &mut [u32]) {
         }
     });
     let flip = _mm512_set1_epi8(-128);
+    let aligned = (dst.as_ptr() as usize).is_multiple_of(64);
     for j in 0..4 {
         // Lane 0 (and 2) of u[j] holds dword j, lane 1 (and 3) dword 4 + j.
         let lo = _mm512_shuffle_i32x4::<0b10_00_10_00>(u[j], u[4 + j]);
@@ -434,14 +438,20 @@ unsafe fn transpose_block(rows: &[&[BlockQ8_0]], b: usize, dst: &mut [u32]) {
         let hi = _mm512_shuffle_i32x4::<0b11_01_10_00>(hi, hi);
         // SAFETY: dst has 128 dwords; steps j and 4 + j take 16 each.
         unsafe {
-            _mm512_storeu_si512(
-                dst.as_mut_ptr().add(16 * j).cast(),
-                _mm512_xor_si512(lo, flip),
+            let (p_lo, p_hi) = (
+                dst.as_mut_ptr().add(16 * j),
+                dst.as_mut_ptr().add(16 * (4 + j)),
             );
-            _mm512_storeu_si512(
-                dst.as_mut_ptr().add(16 * (4 + j)).cast(),
-                _mm512_xor_si512(hi, flip),
-            );
+            let (v_lo, v_hi) = (_mm512_xor_si512(lo, flip), _mm512_xor_si512(hi, flip));
+            if aligned {
+                // Non-temporal: the packed matrix is not read again soon, and the stores need
+                // not read the (freshly zeroed) lines first.
+                _mm512_stream_si512(p_lo.cast(), v_lo);
+                _mm512_stream_si512(p_hi.cast(), v_hi);
+            } else {
+                _mm512_storeu_si512(p_lo.cast(), v_lo);
+                _mm512_storeu_si512(p_hi.cast(), v_hi);
+            }
         }
     }
 }
