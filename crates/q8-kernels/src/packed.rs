@@ -19,11 +19,14 @@
 use half::f16;
 use rayon::prelude::*;
 
+use core::ops::Range;
+use std::sync::Arc;
+
 use zerocopy::{FromBytes, IntoBytes};
 
 use crate::acts::Align64;
 use crate::block::{BlockQ8_0, QK8_0};
-use crate::Backend;
+use crate::{Backend, KernelError};
 
 /// Rows per packed group.
 pub const PACK_ROWS: usize = 16;
@@ -74,6 +77,72 @@ impl PackedQ8_0 {
         self.buf.bytes().len()
     }
 
+    /// The packed bytes (quants, then scales): what [`PackedQ8_0::from_shared`] reads back, for
+    /// example from a cache file.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf.bytes()[..Self::byte_len(self.rows, self.k)]
+    }
+
+    /// The length of [`PackedQ8_0::as_bytes`] for a `rows × k` matrix (`k` a multiple of 32).
+    pub fn byte_len(rows: usize, k: usize) -> usize {
+        let blocks = rows.div_ceil(PACK_ROWS) * (k / QK8_0);
+        blocks * (GROUP_BLOCK_BYTES + PACK_ROWS * size_of::<f16>())
+    }
+
+    /// A packed `rows × k` matrix whose bytes ([`PackedQ8_0::as_bytes`] of a matrix packed by
+    /// `backend`) are `owner[range]`, used in place — for example a memory-mapped cache file.
+    ///
+    /// Errors if `backend`, `rows` and `k` do not describe a packing this build can make, or if
+    /// the range has the wrong length, lies outside `owner` or is not 64-byte aligned. The bytes
+    /// themselves cannot be checked: any bytes are valid weights, so they must come from
+    /// `as_bytes` of the same shape and backend.
+    pub fn from_shared(
+        backend: Backend,
+        rows: usize,
+        k: usize,
+        owner: Arc<dyn AsRef<[u8]> + Send + Sync>,
+        range: Range<usize>,
+    ) -> Result<PackedQ8_0, KernelError> {
+        let supported = crate::Kernels::with_backend(backend)
+            .map(|kern| kern.supports_packed_q8_0())
+            .unwrap_or(false);
+        if !supported {
+            return Err(KernelError::Unsupported { backend });
+        }
+        if rows == 0 || k == 0 || !k.is_multiple_of(QK8_0) {
+            return Err(KernelError::NotBlockMultiple { what: "k", len: k });
+        }
+        let expected = rows
+            .div_ceil(PACK_ROWS)
+            .checked_mul(k / QK8_0)
+            .and_then(|b| b.checked_mul(GROUP_BLOCK_BYTES + PACK_ROWS * size_of::<f16>()))
+            .ok_or(KernelError::Overflow {
+                what: "packed matrix",
+            })?;
+        crate::check_len("packed bytes", range.len(), expected)?;
+        let bytes = (*owner).as_ref();
+        let Some(slice) = bytes.get(range.clone()) else {
+            return Err(KernelError::LengthMismatch {
+                what: "packed bytes owner",
+                len: bytes.len(),
+                expected: range.end,
+            });
+        };
+        if !(slice.as_ptr() as usize).is_multiple_of(64) {
+            return Err(KernelError::InvalidShape {
+                reason: "packed bytes must be 64-byte aligned",
+            });
+        }
+        let qs_len = rows.div_ceil(PACK_ROWS) * (k / QK8_0) * GROUP_BLOCK_BYTES;
+        Ok(PackedQ8_0 {
+            backend,
+            rows,
+            k,
+            buf: Buffer::Shared { owner, range },
+            qs_len,
+        })
+    }
+
     /// Blocks per row.
     pub(crate) fn blocks_per_row(&self) -> usize {
         self.k / QK8_0
@@ -114,6 +183,11 @@ impl PackedQ8_0 {
 enum Buffer {
     Map(memmap2::MmapMut),
     Heap(Vec<Align64>),
+    /// Bytes owned elsewhere (a packed matrix read back from a file): `owner[range]`.
+    Shared {
+        owner: Arc<dyn AsRef<[u8]> + Send + Sync>,
+        range: Range<usize>,
+    },
 }
 
 impl Buffer {
@@ -133,13 +207,16 @@ impl Buffer {
         match self {
             Buffer::Map(m) => m,
             Buffer::Heap(v) => v.as_bytes(),
+            Buffer::Shared { owner, range } => &(**owner).as_ref()[range.clone()],
         }
     }
 
+    /// The bytes of a buffer made by [`Buffer::zeroed`] (a shared one has none to give).
     fn bytes_mut(&mut self) -> &mut [u8] {
         match self {
             Buffer::Map(m) => m,
             Buffer::Heap(v) => v.as_mut_bytes(),
+            Buffer::Shared { .. } => &mut [],
         }
     }
 }

@@ -494,3 +494,72 @@ fn packed_many_matches_one_by_one() {
         }
     }
 }
+
+/// A packed matrix read back from its bytes (as from a cache file) multiplies exactly like the
+/// original, and bad ranges are refused.
+#[test]
+fn packed_q8_0_from_shared_bytes() {
+    let mut rng = Rng::new(10);
+    for kern in Kernels::available()
+        .into_iter()
+        .filter(Kernels::supports_packed_q8_0)
+    {
+        let (n, k, tokens) = (37, 96, 5);
+        let (w, _) = q8_weights(&mut rng, n, k);
+        let packed = kern.pack_q8_0(&w, n).unwrap();
+        assert_eq!(packed.as_bytes().len(), PackedQ8_0::byte_len(n, k));
+        // 64 bytes of something else first, as in a file with a header.
+        let mut file = vec![0u8; 64];
+        file.extend_from_slice(packed.as_bytes());
+        // Owned 64-byte-aligned storage: copy into aligned memory.
+        #[repr(C, align(64))]
+        struct Line([u8; 64]);
+        let aligned: Vec<Line> = file
+            .chunks(64)
+            .map(|c| {
+                let mut a = [0u8; 64];
+                a[..c.len()].copy_from_slice(c);
+                Line(a)
+            })
+            .collect();
+        struct Aligned(Vec<Line>);
+        impl AsRef<[u8]> for Aligned {
+            fn as_ref(&self) -> &[u8] {
+                // SAFETY: `Line` is 64 plain bytes without padding.
+                unsafe { std::slice::from_raw_parts(self.0.as_ptr().cast(), self.0.len() * 64) }
+            }
+        }
+        let owner: std::sync::Arc<dyn AsRef<[u8]> + Send + Sync> =
+            std::sync::Arc::new(Aligned(aligned));
+        let len = packed.as_bytes().len();
+        let shared =
+            PackedQ8_0::from_shared(kern.backend(), n, k, owner.clone(), 64..64 + len).unwrap();
+        let x = rng.vec(tokens * k);
+        let mut acts = QuantizedActivations::new();
+        kern.quantize_activations(&x, k, ActivationPrecision::Int8x2, &mut acts)
+            .unwrap();
+        let (mut y1, mut y2) = (vec![0.0; tokens * n], vec![1.0; tokens * n]);
+        kern.matmul_packed_q8_0(&packed, &acts, &mut y1).unwrap();
+        kern.matmul_packed_q8_0(&shared, &acts, &mut y2).unwrap();
+        assert_eq!(y1, y2);
+        // Wrong length, outside the owner, misaligned, unsupported backend.
+        assert!(
+            PackedQ8_0::from_shared(kern.backend(), n, k, owner.clone(), 64..63 + len).is_err()
+        );
+        assert!(
+            PackedQ8_0::from_shared(kern.backend(), n + 16, k, owner.clone(), 64..64 + len)
+                .is_err()
+        );
+        assert!(PackedQ8_0::from_shared(kern.backend(), n, k, owner.clone(), 1..1 + len).is_err());
+        assert!(
+            PackedQ8_0::from_shared(kern.backend(), 2 * n, k, owner.clone(), 64..64 + 2 * len)
+                .is_err()
+        );
+        assert_eq!(
+            PackedQ8_0::from_shared(Backend::Scalar, n, k, owner, 64..64 + len).unwrap_err(),
+            KernelError::Unsupported {
+                backend: Backend::Scalar
+            }
+        );
+    }
+}
