@@ -75,7 +75,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     for p in precisions {
-        let model = open(path.as_ref(), &RuntimeOptions { precision: p })?;
+        let model = open(
+            path.as_ref(),
+            &RuntimeOptions {
+                precision: p,
+                ..Default::default()
+            },
+        )?;
         let batch: Vec<Vec<u32>> = rows.iter().map(|r| r.0.clone()).collect();
         let t = Instant::now();
         let out = model.embed_batch_ids(&batch)?;

@@ -21,7 +21,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Some("f32") => Precision::F32,
         Some(other) => return Err(format!("unknown precision {other}").into()),
     };
-    let model = open(path.as_ref(), &RuntimeOptions { precision })?;
+    let model = open(
+        path.as_ref(),
+        &RuntimeOptions {
+            precision,
+            ..Default::default()
+        },
+    )?;
     let tok = model.tokenizer();
     let hello = tok.encode("Hello world");
     let docs = std::fs::read_to_string(concat!(

@@ -3,8 +3,9 @@
 //!
 //! [`open`] maps a GGUF file, reads `general.architecture` and returns a boxed
 //! [`EmbeddingModel`]: token ids in, one embedding per sequence out (pooled and projected, not
-//! normalised). The weights stay in the file's format (Q8_0, F32, F16 or BF16) and are read in
-//! place from the memory map. The arithmetic is `q8-kernels`' (run-time CPU dispatch); the
+//! normalised). The weights stay in the file's format (Q8_0, F32, F16 or BF16) and are read
+//! from the memory map; Q8_0 matrices are packed once for the int8 kernel where the CPU has one
+//! (optionally cached on disk, [`RuntimeOptions::pack_cache_dir`]). The arithmetic is `q8-kernels`' (run-time CPU dispatch); the
 //! tokenizer is `spm-tokenizer`, built from the file's `tokenizer.ggml.*` keys.
 //!
 //! ```no_run
@@ -22,6 +23,7 @@ pub mod convert;
 mod error;
 mod gemma;
 mod model;
+mod pack_cache;
 pub mod testing;
 mod tokenizer;
 mod weights;

@@ -128,11 +128,19 @@ pub enum Precision {
 pub struct RuntimeOptions {
     /// Activation precision of the Q8_0 matrix products.
     pub precision: Precision,
+    /// A directory for the cache of packed weight matrices (see [`Precision`]): a model opened
+    /// before maps its packed matrices from there instead of packing them again (one file per
+    /// model file and kernel backend, checked against the model file's length, modification
+    /// time and tensor table; rewritten when stale). `None`: pack in memory every time.
+    pub pack_cache_dir: Option<std::path::PathBuf>,
 }
 
 /// The loader of one architecture.
-type LoadFn =
-    fn(gguf::Gguf<memmap2::Mmap>, &RuntimeOptions) -> Result<Box<dyn EmbeddingModel>, RuntimeError>;
+type LoadFn = fn(
+    &Path,
+    gguf::Gguf<memmap2::Mmap>,
+    &RuntimeOptions,
+) -> Result<Box<dyn EmbeddingModel>, RuntimeError>;
 
 /// A model family this runtime can run: the `general.architecture` value and its loader.
 struct Architecture {
@@ -155,12 +163,13 @@ pub const SUPPORTED_ARCHITECTURES: &[&str] = &[crate::gemma::ARCHITECTURE];
 ///
 /// Weights are read from the memory map; with [`Precision::Int8`] or [`Precision::Mixed`] on a
 /// CPU with a packed int8 kernel, the Q8_0 layer matrices are packed once (a copy of the same
-/// size, whose file pages are then released).
+/// size, whose file pages are then released), or mapped from
+/// [`RuntimeOptions::pack_cache_dir`] when an earlier process left them there.
 pub fn open(path: &Path, opts: &RuntimeOptions) -> Result<Box<dyn EmbeddingModel>, RuntimeError> {
     let file = gguf::Gguf::open(path)?;
     let architecture = file.architecture()?.to_owned();
     match ARCHITECTURES.iter().find(|a| a.name == architecture) {
-        Some(arch) => (arch.load)(file, opts),
+        Some(arch) => (arch.load)(path, file, opts),
         None => Err(RuntimeError::UnsupportedArchitecture {
             architecture,
             supported: SUPPORTED_ARCHITECTURES,

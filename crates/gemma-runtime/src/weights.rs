@@ -116,6 +116,17 @@ impl Matrix {
         Ok(self.packed.is_some())
     }
 
+    /// Uses `packed` (the packed form of this matrix, for example read from a cache file) for
+    /// the int8 products.
+    pub(crate) fn set_packed(&mut self, packed: PackedQ8_0) {
+        self.packed = Some(Arc::new(packed));
+    }
+
+    /// The packed form, if [`Matrix::pack`] or [`Matrix::set_packed`] made one.
+    pub(crate) fn packed(&self) -> Option<&PackedQ8_0> {
+        self.packed.as_deref()
+    }
+
     /// Whether [`Matrix::pack`] packed the matrix.
     pub(crate) fn is_packed(&self) -> bool {
         self.packed.is_some()

@@ -37,7 +37,14 @@ fn bits(v: &[f32]) -> Vec<u32> {
 #[test]
 fn alone_batched_and_threaded_are_bit_identical() {
     for precision in [Precision::default(), Precision::Int8, Precision::F32] {
-        let model = open(&model_path("q8_0"), &RuntimeOptions { precision }).expect("opens");
+        let model = open(
+            &model_path("q8_0"),
+            &RuntimeOptions {
+                precision,
+                ..Default::default()
+            },
+        )
+        .expect("opens");
         let batch = corpus_ids(model.as_ref());
         let pool = |n| {
             rayon::ThreadPoolBuilder::new()

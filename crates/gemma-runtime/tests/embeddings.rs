@@ -41,7 +41,14 @@ fn q8_0_gguf_matches_sentence_transformers() {
     let rows = read_rows(ST);
     let llama = read_rows(LLAMA);
     for precision in [Precision::default(), Precision::Int8, Precision::F32] {
-        let model = open(&model_path("q8_0"), &RuntimeOptions { precision }).expect("opens");
+        let model = open(
+            &model_path("q8_0"),
+            &RuntimeOptions {
+                precision,
+                ..Default::default()
+            },
+        )
+        .expect("opens");
         let ours = embed_rows(model.as_ref(), &rows);
         let cos: Vec<f64> = ours
             .iter()

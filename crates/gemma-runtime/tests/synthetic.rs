@@ -368,7 +368,14 @@ fn tiny_q8_0_model_matches_the_reference_graph() {
         (Precision::Mixed, 2e-2),
         (Precision::Int8, 2e-2),
     ] {
-        let model = open(&path, &RuntimeOptions { precision }).expect("opens");
+        let model = open(
+            &path,
+            &RuntimeOptions {
+                precision,
+                ..Default::default()
+            },
+        )
+        .expect("opens");
         assert_eq!(model.info().weight_type, "q8_0");
         let err = max_rel_err(&model.embed_ids(&IDS).expect("embeds"), &reference);
         assert!(err < tol, "{precision:?}: max relative error {err}");

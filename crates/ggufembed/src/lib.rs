@@ -73,7 +73,9 @@ mod tokenizer_file;
 
 pub use error::{Error, Result};
 pub use model::{cosine_similarity, l2_normalize, Model, EMBEDDINGGEMMA_PROMPTS};
-pub use options::{EmbedOptions, Options, Precision, Prompt, Truncation, DEFAULT_BATCH_SIZE};
+pub use options::{
+    EmbedOptions, Options, Precision, Prompt, Truncation, DEFAULT_BATCH_SIZE, NO_PACK_CACHE_ENV,
+};
 pub use paths::{
     cached_model_path, default_model_path, model_cache_dir, CACHE_ENV, DEFAULT_MODEL_FILE,
     MODEL_ENV,

@@ -62,6 +62,7 @@ impl Model {
             .build()?;
         let runtime_options = RuntimeOptions {
             precision: options.precision_value(),
+            pack_cache_dir: options.pack_cache_dir_value(),
         };
         let inner = pool.install(|| gemma_runtime::open(path, &runtime_options))?;
         let info = inner.info();

@@ -1,6 +1,11 @@
 //! Options for loading a model ([`Options`]) and for embedding text ([`EmbedOptions`]).
 
+use std::path::PathBuf;
+
 pub use gemma_runtime::Precision;
+
+/// Set (non-empty) to keep [`Options`] from caching packed weights by default.
+pub const NO_PACK_CACHE_ENV: &str = "GGUFEMBED_NO_PACK_CACHE";
 
 /// How a model is loaded and run.
 ///
@@ -12,6 +17,8 @@ pub use gemma_runtime::Precision;
 pub struct Options {
     threads: Option<usize>,
     precision: Precision,
+    /// `None`: the default directory; `Some(None)`: no cache.
+    pack_cache: Option<Option<PathBuf>>,
 }
 
 impl Options {
@@ -28,6 +35,25 @@ impl Options {
     pub fn precision(mut self, precision: Precision) -> Self {
         self.precision = precision;
         self
+    }
+
+    /// Where the packed weight matrices are cached between processes (see
+    /// `gemma_runtime::RuntimeOptions::pack_cache_dir`): `Some(dir)`, or `None` to pack in
+    /// memory every time. Default: `packed/` in [`crate::model_cache_dir`] (unless
+    /// `GGUFEMBED_NO_PACK_CACHE` is set and non-empty).
+    #[must_use]
+    pub fn pack_cache(mut self, dir: Option<PathBuf>) -> Self {
+        self.pack_cache = Some(dir);
+        self
+    }
+
+    /// The pack cache directory in effect (see [`Options::pack_cache`]).
+    pub fn pack_cache_dir_value(&self) -> Option<PathBuf> {
+        match &self.pack_cache {
+            Some(choice) => choice.clone(),
+            None if std::env::var_os(NO_PACK_CACHE_ENV).is_some_and(|v| !v.is_empty()) => None,
+            None => Some(crate::model_cache_dir().join("packed")),
+        }
     }
 
     /// The thread count set with [`Options::threads`], `None` for "one per core".

@@ -335,7 +335,15 @@ mod tests {
             .collect();
         for precision in [Precision::Mixed, Precision::F32] {
             let file = gguf::Gguf::open(&path).expect("model opens");
-            let mut model = GemmaModel::load(file, &RuntimeOptions { precision }).expect("loads");
+            let mut model = GemmaModel::load(
+                &path,
+                file,
+                &RuntimeOptions {
+                    precision,
+                    ..Default::default()
+                },
+            )
+            .expect("loads");
             let bits = |model: &GemmaModel, parallel: bool| -> Vec<u32> {
                 let mut s = Scratch::default();
                 let v = model.forward(&ids, &mut s, parallel).expect("embeds");

@@ -48,15 +48,16 @@ mod config;
 mod forward;
 
 use std::ops::Range;
+use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
 
 use gguf::{Gguf, TensorInfo};
 use memmap2::Mmap;
-use q8_kernels::{Kernels, RopeTable};
+use q8_kernels::{Kernels, PackedQ8_0, RopeTable};
 
 use crate::model::{EmbeddingModel, ModelInfo, Precision, RuntimeOptions};
 use crate::weights::{load_vector, Matrix};
-use crate::RuntimeError;
+use crate::{pack_cache, RuntimeError};
 
 pub(crate) use config::{optional, GemmaConfig, Pooling};
 use forward::Scratch;
@@ -139,6 +140,52 @@ fn pack_and_release(
         release(file, tensor_bytes(file, m.info()));
     }
     Ok(packed)
+}
+
+/// The matrices that packing covers, in the cache file's order: each layer's q, k, v, output,
+/// gate, up and down, then the Dense projections.
+fn packable<'a>(
+    layers: &'a mut [Layer],
+    dense: &'a mut Option<(Matrix, Matrix)>,
+) -> Vec<&'a mut Matrix> {
+    let mut ms: Vec<&mut Matrix> = Vec::new();
+    for l in layers.iter_mut() {
+        ms.extend([
+            &mut l.wq,
+            &mut l.wk,
+            &mut l.wv,
+            &mut l.wo,
+            &mut l.gate,
+            &mut l.up,
+            &mut l.down,
+        ]);
+    }
+    if let Some((d2, d3)) = dense {
+        ms.extend([d2, d3]);
+    }
+    ms
+}
+
+/// Takes every packable matrix from the cache file at `path` if it is there and matches (all of
+/// them Q8_0, same shapes, same model file and backend); true if it did.
+fn read_packed(
+    layers: &mut [Layer],
+    dense: &mut Option<(Matrix, Matrix)>,
+    path: &Path,
+    id: &pack_cache::Identity,
+) -> bool {
+    let mut ms = packable(layers, dense);
+    if ms.iter().any(|m| m.ggml_type() != gguf::GgmlType::Q8_0) {
+        return false;
+    }
+    let shapes: Vec<(usize, usize)> = ms.iter().map(|m| (m.rows, m.cols)).collect();
+    let Some(packed) = pack_cache::read(path, id, &shapes) else {
+        return false;
+    };
+    for (m, p) in ms.iter_mut().zip(packed) {
+        m.set_packed(p);
+    }
+    true
 }
 
 /// Unmaps the pages of `range` (bytes of `file`) from this process, so they stop counting in
@@ -232,16 +279,17 @@ impl std::fmt::Debug for GemmaModel {
 
 /// Loads an EmbeddingGemma model from an opened GGUF file (the [`crate::open`] entry point).
 pub(crate) fn load(
+    path: &Path,
     file: Gguf<Mmap>,
     opts: &RuntimeOptions,
 ) -> Result<Box<dyn EmbeddingModel>, RuntimeError> {
-    Ok(Box::new(GemmaModel::load(file, opts)?))
+    Ok(Box::new(GemmaModel::load(path, file, opts)?))
 }
 
 impl GemmaModel {
     /// `file` is [`Gguf::open`]'s read-only shared map of a file (the only kind
     /// [`crate::open`] makes), which [`release`] relies on.
-    fn load(file: Gguf<Mmap>, opts: &RuntimeOptions) -> Result<Self, RuntimeError> {
+    fn load(path: &Path, file: Gguf<Mmap>, opts: &RuntimeOptions) -> Result<Self, RuntimeError> {
         let arch = file.architecture()?.to_owned();
         let has_d2 = file.tensor("dense_2.weight").is_some();
         let has_d3 = file.tensor("dense_3.weight").is_some();
@@ -296,11 +344,21 @@ impl GemmaModel {
         // all-f32 activations read the file's weights as they are. Packing and the tokenizer
         // build run side by side (each also splits its own work over the pool).
         let pack = opts.precision != Precision::F32 && kern.supports_packed_q8_0();
+        let cache = match (&opts.pack_cache_dir, pack) {
+            (Some(dir), true) => pack_cache::Identity::of(path, &file, kern.backend())
+                .map(|id| (id.path_in(dir, path), id)),
+            _ => None,
+        };
         let (tokenizer, packed) = rayon::join(
             || crate::tokenizer::from_gguf(&file),
             || -> Result<bool, RuntimeError> {
                 if !pack {
                     return Ok(false);
+                }
+                if let Some((cache_path, id)) = &cache {
+                    if read_packed(&mut layers, &mut dense, cache_path, id) {
+                        return Ok(true);
+                    }
                 }
                 use rayon::prelude::*;
                 let results: Vec<Result<bool, RuntimeError>> =
@@ -313,6 +371,14 @@ impl GemmaModel {
                 if let Some((d2, d3)) = &mut dense {
                     pack_and_release(d2, kern, &file)?;
                     pack_and_release(d3, kern, &file)?;
+                }
+                if let Some((cache_path, id)) = &cache {
+                    let ms = packable(&mut layers, &mut dense);
+                    let packed: Option<Vec<&PackedQ8_0>> = ms.iter().map(|m| m.packed()).collect();
+                    if let Some(packed) = packed {
+                        // The cache only saves time: a failed write changes nothing else.
+                        let _ = pack_cache::write(cache_path, id, &packed);
+                    }
                 }
                 Ok(all)
             },

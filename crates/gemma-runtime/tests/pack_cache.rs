@@ -1,0 +1,130 @@
+//! The cache of packed weight matrices: a second open maps the cached file and gives the same
+//! embeddings bit for bit; a damaged or stale cache file is ignored and rewritten. Uses the real
+//! Q8_0 model (`cargo xtask fetch-model`).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use common::model_path;
+use gemma_runtime::{open, Precision, RuntimeOptions};
+
+/// Texts of 2, 9 and 40 tokens (short ones take the two-part int8 path, the long one the mixed).
+fn inputs() -> Vec<Vec<u32>> {
+    vec![
+        vec![2, 1],
+        vec![2, 9259, 1902, 563, 496, 1894, 236761, 108, 1],
+        (0..40u32).map(|i| 2 + i * 997 % 100_000).collect(),
+    ]
+}
+
+/// The embeddings of [`inputs`] as bits, with `cache` as the pack cache directory.
+fn embed(cache: Option<&Path>, precision: Precision) -> Vec<Vec<u32>> {
+    let model = open(
+        &model_path("q8_0"),
+        &RuntimeOptions {
+            precision,
+            pack_cache_dir: cache.map(Path::to_owned),
+        },
+    )
+    .expect("opens");
+    inputs()
+        .iter()
+        .map(|ids| {
+            model
+                .embed_ids(ids)
+                .expect("embeds")
+                .iter()
+                .map(|x| x.to_bits())
+                .collect()
+        })
+        .collect()
+}
+
+/// The one cache file in `dir`.
+fn cache_file(dir: &Path) -> PathBuf {
+    let files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("cache dir exists")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    assert_eq!(
+        files.len(),
+        1,
+        "one cache file, no temporary left: {files:?}"
+    );
+    files[0].clone()
+}
+
+fn modified(path: &Path) -> SystemTime {
+    std::fs::metadata(path)
+        .expect("metadata")
+        .modified()
+        .expect("mtime")
+}
+
+#[test]
+fn cached_packed_weights_give_identical_embeddings() {
+    let dir = std::env::temp_dir().join(format!("ggufembed-pack-cache-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let packs = q8_kernels::kernels().is_ok_and(|k| k.supports_packed_q8_0());
+    if !packs {
+        // Nothing is packed on this CPU, so nothing is cached.
+        assert_eq!(
+            embed(Some(&dir), Precision::Mixed),
+            embed(None, Precision::Mixed)
+        );
+        assert!(!dir.exists());
+        return;
+    }
+    for precision in [Precision::Mixed, Precision::Int8] {
+        let reference = embed(None, precision);
+        // First open packs and writes the cache; the second reads it.
+        assert_eq!(
+            embed(Some(&dir), precision),
+            reference,
+            "{precision:?}, writing"
+        );
+        let file = cache_file(&dir);
+        let written = modified(&file);
+        assert_eq!(
+            embed(Some(&dir), precision),
+            reference,
+            "{precision:?}, reading"
+        );
+        assert_eq!(
+            modified(&file),
+            written,
+            "a valid cache file is read, not rewritten"
+        );
+
+        // A damaged header: ignored, the model packs again and rewrites the file.
+        let mut bytes = std::fs::read(&file).expect("reads");
+        let len = bytes.len();
+        bytes[20] ^= 0xff;
+        std::fs::write(&file, &bytes).expect("writes");
+        assert_eq!(
+            embed(Some(&dir), precision),
+            reference,
+            "{precision:?}, damaged"
+        );
+        assert_eq!(std::fs::read(&file).expect("reads")[20], bytes[20] ^ 0xff);
+
+        // A truncated file: the same.
+        std::fs::write(&file, &bytes[..len / 2]).expect("writes");
+        assert_eq!(
+            embed(Some(&dir), precision),
+            reference,
+            "{precision:?}, truncated"
+        );
+        assert_eq!(
+            std::fs::metadata(&file).expect("metadata").len(),
+            len as u64
+        );
+        std::fs::remove_file(&file).expect("removes");
+    }
+    // F32 activations never pack, so they write no cache.
+    embed(Some(&dir), Precision::F32);
+    assert_eq!(std::fs::read_dir(&dir).expect("dir").count(), 0);
+    std::fs::remove_dir_all(&dir).expect("cleans up");
+}
