@@ -8,7 +8,7 @@ on standard output, one per measurement; diagnostics go to standard error.
 Modes:
   warm      --tokens 4,32,128 --threads T --iters K[,K...]
             one text of exactly N tokens (<bos> and <eos> included, as llama.cpp counts them),
-            one untimed warm-up call, then K timed `Llama.embed` calls (one K for all N, or one
+            untimed warm-up calls (at least one, for at least 0.3 s), then K timed `Llama.embed` calls (one K for all N, or one
             per N); like
             `llama-bench -embd 1 -p N -n 0 -t T`.
   once      --threads T --text TEXT
@@ -94,7 +94,11 @@ def mode_warm(args):
         raise SystemExit("llama_bench: --iters takes one count, or one per --tokens value")
     for n, k in zip(args.tokens, iters):
         text = text_of_tokens(llm, n)
-        _, count = llm.embed(text, return_count=True)  # warm-up
+        # Warm-up: at least one call and at least 0.3 s, like `gemma-embed bench`.
+        warm_start = time.perf_counter()
+        _, count = llm.embed(text, return_count=True)
+        while time.perf_counter() - warm_start < 0.3:
+            llm.embed(text)
         if count != n:
             raise SystemExit(f"llama_bench: embed saw {count} tokens, expected {n}")
         times = []

@@ -5,7 +5,7 @@
 //!
 //! * **warm** — `gemma-embed bench --tokens N --threads T --iters K` for N = 4, 32, 128, 512, 2048
 //!   and T = 1, 2: one text of exactly N tokens (`<bos>`/`<eos>` included), mean time per text
-//!   after one warm-up run; the quantity `llama-bench -embd 1 -p N -n 0 -t T` reports.
+//!   after warm-up runs (at least one, for at least 0.3 s); the quantity `llama-bench -embd 1 -p N -n 0 -t T` reports.
 //! * **cold** — the whole process for one short text (`gemma-embed embed --stats "Hello world"`,
 //!   2 threads): wall time from spawn to exit, and peak RSS as `/usr/bin/time -v` reports it
 //!   (or, without it, the `VmHWM` the process prints itself). The model file is in the page cache
@@ -885,7 +885,7 @@ impl Report {
         if !self.warm_ours.is_empty() {
             let _ = writeln!(
                 w,
-                "## One text of N tokens, model loaded (mean of K runs after one warm-up)\n"
+                "## One text of N tokens, model loaded (mean of K runs after ≥ 0.3 s of warm-up)\n"
             );
             let _ = writeln!(
                 w,

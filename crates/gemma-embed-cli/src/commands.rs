@@ -305,13 +305,24 @@ fn bench_ids(model: &Model, n: usize) -> Result<(String, Vec<u32>)> {
     Ok((text, ids))
 }
 
+/// Minimum warm-up time of `gemma-embed bench`.
+const WARM_UP: std::time::Duration = std::time::Duration::from_millis(300);
+
 /// `gemma-embed bench`.
 pub fn bench(args: BenchArgs) -> Result<()> {
     let (model, load_time) = open_model(&args.model)?;
     let (_text, ids) = bench_ids(&model, args.tokens)?;
     let batch = [ids];
     let options = EmbedOptions::default();
-    model.embed_tokens(&batch, &options)?; // warm-up
+    // Warm-up: at least one run and at least WARM_UP of them, so the timed runs do not pay for
+    // first touches of the weights or an idle CPU waking up.
+    let warm_start = Instant::now();
+    loop {
+        model.embed_tokens(&batch, &options)?;
+        if warm_start.elapsed() >= WARM_UP {
+            break;
+        }
+    }
     let mut times = Vec::with_capacity(args.iters);
     for _ in 0..args.iters {
         let start = Instant::now();

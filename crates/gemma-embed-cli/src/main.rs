@@ -206,7 +206,7 @@ struct BenchArgs {
     #[arg(long, short = 'p', value_name = "N", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(2..))]
     tokens: usize,
 
-    /// Timed runs (after one untimed warm-up run).
+    /// Timed runs (after untimed warm-up runs: at least one, for at least 0.3 s).
     #[arg(long, short = 'k', value_name = "K", default_value_t = 10,
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     iters: usize,
