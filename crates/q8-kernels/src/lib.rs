@@ -544,11 +544,7 @@ impl Kernels {
         acts: &QuantizedActivations,
         y: &mut [f32],
     ) -> Result<(), KernelError> {
-        self.check_packed(w, acts, y)?;
-        for_row_chunks(w.rows, acts.tokens, y, true, |rows, out| {
-            self.packed_rows(w, rows, acts, out)
-        });
-        Ok(())
+        self.matmul_packed_impl(w, acts, y, true)
     }
 
     /// [`Kernels::matmul_packed_q8_0`] on the calling thread only.
@@ -558,8 +554,19 @@ impl Kernels {
         acts: &QuantizedActivations,
         y: &mut [f32],
     ) -> Result<(), KernelError> {
+        self.matmul_packed_impl(w, acts, y, false)
+    }
+
+    /// Checks and runs a packed product, on the current rayon pool if `parallel`.
+    fn matmul_packed_impl(
+        &self,
+        w: &PackedQ8_0,
+        acts: &QuantizedActivations,
+        y: &mut [f32],
+        parallel: bool,
+    ) -> Result<(), KernelError> {
         self.check_packed(w, acts, y)?;
-        for_row_chunks(w.rows, acts.tokens, y, false, |rows, out| {
+        for_row_chunks(w.rows, acts.tokens, y, parallel, |rows, out| {
             self.packed_rows(w, rows, acts, out)
         });
         Ok(())
@@ -893,18 +900,20 @@ impl Kernels {
         window: Option<usize>,
         out: &mut [f32],
     ) -> Result<(), KernelError> {
-        let shape = AttentionShape {
+        self.attention_with(
+            q,
+            k,
+            v,
             seq_len,
             n_heads,
             n_kv_heads,
             head_dim,
             scale,
             window,
-            bf16: false,
-        };
-        Self::check_attention(q, k, v, &shape, out)?;
-        self.attention_impl(q, k, v, &shape, out, true);
-        Ok(())
+            out,
+            AttentionPrecision::F32,
+            true,
+        )
     }
 
     /// [`Kernels::attention`] on the calling thread only.
@@ -922,18 +931,20 @@ impl Kernels {
         window: Option<usize>,
         out: &mut [f32],
     ) -> Result<(), KernelError> {
-        let shape = AttentionShape {
+        self.attention_with(
+            q,
+            k,
+            v,
             seq_len,
             n_heads,
             n_kv_heads,
             head_dim,
             scale,
             window,
-            bf16: false,
-        };
-        Self::check_attention(q, k, v, &shape, out)?;
-        self.attention_impl(q, k, v, &shape, out, false);
-        Ok(())
+            out,
+            AttentionPrecision::F32,
+            false,
+        )
     }
 
     /// [`Kernels::attention`] at a chosen [`AttentionPrecision`], on the current rayon pool if
@@ -1134,6 +1145,14 @@ pub(crate) struct AttentionShape {
 }
 
 impl AttentionShape {
+    /// The first and one-past-last key any query of the non-empty block `queries` sees.
+    pub(crate) fn block_keys(&self, queries: &Range<usize>) -> (usize, usize) {
+        (
+            self.key_range(queries.start).start,
+            self.key_range(queries.end - 1).end,
+        )
+    }
+
     /// The keys query `i` sees.
     pub(crate) fn key_range(&self, i: usize) -> Range<usize> {
         match self.window {

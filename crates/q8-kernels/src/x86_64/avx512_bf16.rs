@@ -85,8 +85,7 @@ impl Avx512Vnni {
         if qn == 0 {
             return;
         }
-        let k0 = shape.key_range(queries.start).start;
-        let k1 = shape.key_range(queries.end - 1).end;
+        let (k0, k1) = shape.block_keys(&queries);
         let nk = k1 - k0;
         let pairs = nk.div_ceil(2);
         let rows = qn * group;
