@@ -18,6 +18,7 @@
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use gguf::Gguf;
@@ -194,9 +195,20 @@ pub(crate) fn write(path: &Path, id: &Identity, matrices: &[&PackedQ8_0]) -> std
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+    // A name no other writer uses, in this process or another: two models opened at once
+    // must not write into the same temporary file.
+    static WRITERS: AtomicU64 = AtomicU64::new(0);
+    let tmp = path.with_extension(format!(
+        "tmp-{}-{}",
+        std::process::id(),
+        WRITERS.fetch_add(1, Ordering::Relaxed)
+    ));
     let result = (|| {
-        let mut f = std::io::BufWriter::with_capacity(1 << 20, File::create(&tmp)?);
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)?;
+        let mut f = std::io::BufWriter::with_capacity(1 << 20, file);
         let data_start = offsets.first().copied().unwrap_or(PAGE);
         header.resize(data_start, 0);
         f.write_all(&header)?;

@@ -128,3 +128,34 @@ fn cached_packed_weights_give_identical_embeddings() {
     assert_eq!(std::fs::read_dir(&dir).expect("dir").count(), 0);
     std::fs::remove_dir_all(&dir).expect("cleans up");
 }
+
+/// Models opened at the same time with an empty cache all write it, each through its own
+/// temporary file: the file left behind is whole and gives the same embeddings.
+#[test]
+fn concurrent_writers_leave_one_whole_cache_file() {
+    let dir = std::env::temp_dir().join(format!("ggufembed-pack-race-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    if !q8_kernels::kernels().is_ok_and(|k| k.supports_packed_q8_0()) {
+        return; // nothing is packed, so nothing is cached (see the test above)
+    }
+    let reference = embed(None, Precision::Mixed);
+    let results: Vec<Vec<Vec<u32>>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..3)
+            .map(|_| s.spawn(|| embed(Some(&dir), Precision::Mixed)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("no panic"))
+            .collect()
+    });
+    for r in results {
+        assert_eq!(r, reference);
+    }
+    cache_file(&dir);
+    assert_eq!(
+        embed(Some(&dir), Precision::Mixed),
+        reference,
+        "reading the cache"
+    );
+    std::fs::remove_dir_all(&dir).expect("cleans up");
+}
