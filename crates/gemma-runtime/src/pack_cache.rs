@@ -162,8 +162,8 @@ pub(crate) fn read(
     let map = unsafe { Mmap::map(&file) }.ok()?;
     let matrices: Vec<(usize, usize, usize)> = shapes
         .iter()
-        .map(|&(rows, k)| (rows, k, PackedQ8_0::byte_len(rows, k)))
-        .collect();
+        .map(|&(rows, k)| Some((rows, k, PackedQ8_0::byte_len(rows, k)?)))
+        .collect::<Option<_>>()?;
     let (expected, offsets) = header(id, &matrices)?;
     let lens: Vec<usize> = matrices.iter().map(|m| m.2).collect();
     let end = match (offsets.last(), lens.last()) {

@@ -390,6 +390,18 @@ impl Kernels {
         Ok(())
     }
 
+    /// `BackendMismatch` unless `acts` were quantized by these kernels.
+    fn check_acts_backend(&self, acts: &QuantizedActivations) -> Result<(), KernelError> {
+        if acts.backend == Some(self.backend()) {
+            Ok(())
+        } else {
+            Err(KernelError::BackendMismatch {
+                quantized_by: acts.backend.map_or("none", Backend::name),
+                used_with: self.name(),
+            })
+        }
+    }
+
     /// Checks `w`, `n`, `acts` and `y` of a Q8_0 matmul.
     fn check_q8_0(
         &self,
@@ -398,12 +410,7 @@ impl Kernels {
         acts: &QuantizedActivations,
         y: &[f32],
     ) -> Result<(), KernelError> {
-        if acts.backend != Some(self.backend()) {
-            return Err(KernelError::BackendMismatch {
-                quantized_by: acts.backend.map_or("none", Backend::name),
-                used_with: self.name(),
-            });
-        }
+        self.check_acts_backend(acts)?;
         check_len("w", w.len(), mul("w", n, acts.blocks_per_token())?)?;
         check_len("y", y.len(), mul("y", n, acts.tokens)?)
     }
@@ -491,16 +498,14 @@ impl Kernels {
                 of: n,
             });
         }
-        // The padded row count must fit too.
-        mul("w", n.div_ceil(PACK_ROWS) * PACK_ROWS, w.len() / n * QK8_0)?;
         let nb = w.len() / n;
-        Ok(match self.imp {
+        match self.imp {
             #[cfg(target_arch = "x86_64")]
             Imp::Avx512Vnni(t) => packed::pack(self.backend(), w, n, nb, |rows, gq, gd| {
                 t.pack_group(rows, gq, gd)
             }),
             _ => packed::pack(self.backend(), w, n, nb, packed::pack_group_portable),
-        })
+        }
     }
 
     /// Checks `w`, `acts` and `y` of a packed matmul.
@@ -516,12 +521,7 @@ impl Kernels {
                 used_with: self.name(),
             });
         }
-        if acts.backend != Some(self.backend()) {
-            return Err(KernelError::BackendMismatch {
-                quantized_by: acts.backend.map_or("none", Backend::name),
-                used_with: self.name(),
-            });
-        }
+        self.check_acts_backend(acts)?;
         if !matches!(
             acts.precision,
             Some(ActivationPrecision::Int8 | ActivationPrecision::Int8x2)

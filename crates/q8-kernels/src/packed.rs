@@ -40,10 +40,22 @@ pub struct PackedQ8_0 {
     pub(crate) backend: Backend,
     pub(crate) rows: usize,
     pub(crate) k: usize,
-    /// `groups × nb × 512` bytes of `q + 128`, then `groups × nb × 16` f16 scales.
+    /// `groups × nb × 512` bytes of `q + 128`, then `groups × nb × 16` f16 scales (a heap
+    /// buffer may have a few more bytes after them).
     buf: Buffer,
     /// Bytes of quants at the start of `buf`.
     qs_len: usize,
+    /// Bytes of quants and scales.
+    len: usize,
+}
+
+/// The byte lengths of a packed `rows × k` matrix (`k` a multiple of 32): its quants, and its
+/// quants and scales together; `None` if they overflow `usize`.
+fn packed_lens(rows: usize, k: usize) -> Option<(usize, usize)> {
+    let blocks = rows.div_ceil(PACK_ROWS).checked_mul(k / QK8_0)?;
+    let qs = blocks.checked_mul(GROUP_BLOCK_BYTES)?;
+    let d = blocks.checked_mul(PACK_ROWS * size_of::<f16>())?;
+    Some((qs, qs.checked_add(d)?))
 }
 
 impl std::fmt::Debug for PackedQ8_0 {
@@ -80,13 +92,13 @@ impl PackedQ8_0 {
     /// The packed bytes (quants, then scales): what [`PackedQ8_0::from_shared`] reads back, for
     /// example from a cache file.
     pub fn as_bytes(&self) -> &[u8] {
-        &self.buf.bytes()[..Self::byte_len(self.rows, self.k)]
+        &self.buf.bytes()[..self.len]
     }
 
-    /// The length of [`PackedQ8_0::as_bytes`] for a `rows × k` matrix (`k` a multiple of 32).
-    pub fn byte_len(rows: usize, k: usize) -> usize {
-        let blocks = rows.div_ceil(PACK_ROWS) * (k / QK8_0);
-        blocks * (GROUP_BLOCK_BYTES + PACK_ROWS * size_of::<f16>())
+    /// The length of [`PackedQ8_0::as_bytes`] for a `rows × k` matrix (`k` a multiple of 32);
+    /// `None` if it overflows `usize`.
+    pub fn byte_len(rows: usize, k: usize) -> Option<usize> {
+        packed_lens(rows, k).map(|(_, len)| len)
     }
 
     /// A packed `rows × k` matrix whose bytes ([`PackedQ8_0::as_bytes`] of a matrix packed by
@@ -112,14 +124,10 @@ impl PackedQ8_0 {
         if rows == 0 || k == 0 || !k.is_multiple_of(QK8_0) {
             return Err(KernelError::NotBlockMultiple { what: "k", len: k });
         }
-        let expected = rows
-            .div_ceil(PACK_ROWS)
-            .checked_mul(k / QK8_0)
-            .and_then(|b| b.checked_mul(GROUP_BLOCK_BYTES + PACK_ROWS * size_of::<f16>()))
-            .ok_or(KernelError::Overflow {
-                what: "packed matrix",
-            })?;
-        crate::check_len("packed bytes", range.len(), expected)?;
+        let (qs_len, len) = packed_lens(rows, k).ok_or(KernelError::Overflow {
+            what: "packed matrix",
+        })?;
+        crate::check_len("packed bytes", range.len(), len)?;
         let bytes = (*owner).as_ref();
         let Some(slice) = bytes.get(range.clone()) else {
             return Err(KernelError::LengthMismatch {
@@ -133,13 +141,13 @@ impl PackedQ8_0 {
                 reason: "packed bytes must be 64-byte aligned",
             });
         }
-        let qs_len = rows.div_ceil(PACK_ROWS) * (k / QK8_0) * GROUP_BLOCK_BYTES;
         Ok(PackedQ8_0 {
             backend,
             rows,
             k,
             buf: Buffer::Shared { owner, range },
             qs_len,
+            len,
         })
     }
 
@@ -156,7 +164,7 @@ impl PackedQ8_0 {
     /// The scales.
     pub(crate) fn d(&self) -> &[f16] {
         // `pack` laid them out as whole, 2-aligned f16s after the quants (64-byte multiple).
-        <[f16]>::ref_from_bytes(&self.buf.bytes()[self.qs_len..]).unwrap_or(&[])
+        <[f16]>::ref_from_bytes(&self.buf.bytes()[self.qs_len..self.len]).unwrap_or(&[])
     }
 
     /// Block `b` of row `row` as the original [`BlockQ8_0`] (`row < rows`, `b < k/32`): the
@@ -177,13 +185,10 @@ impl PackedQ8_0 {
     }
 }
 
-/// The memory of a packed matrix: an anonymous map filled in one go (`MAP_POPULATE`: one system
-/// call instead of a page fault per 4 KiB page, which costs ~3 µs each in a virtual machine), or
-/// the heap where no map can be made.
+/// The memory of a packed matrix: its own ([`OwnedBuffer`]) or bytes owned elsewhere (a packed
+/// matrix read back from a file): `owner[range]`.
 enum Buffer {
-    Map(memmap2::MmapMut),
-    Heap(Vec<Align64>),
-    /// Bytes owned elsewhere (a packed matrix read back from a file): `owner[range]`.
+    Owned(OwnedBuffer),
     Shared {
         owner: Arc<dyn AsRef<[u8]> + Send + Sync>,
         range: Range<usize>,
@@ -191,32 +196,46 @@ enum Buffer {
 }
 
 impl Buffer {
-    /// A zeroed buffer of at least `len` bytes (a multiple of 64), 64-byte aligned.
-    fn zeroed(len: usize) -> Buffer {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Buffer::Owned(b) => b.bytes(),
+            Buffer::Shared { owner, range } => &(**owner).as_ref()[range.clone()],
+        }
+    }
+}
+
+/// Memory that [`pack`] fills: an anonymous map filled in one go (`MAP_POPULATE`: one system
+/// call instead of a page fault per 4 KiB page, which costs ~3 µs each in a virtual machine), or
+/// the heap where no map can be made.
+enum OwnedBuffer {
+    Map(memmap2::MmapMut),
+    Heap(Vec<Align64>),
+}
+
+impl OwnedBuffer {
+    /// A zeroed buffer of at least `len` bytes, 64-byte aligned.
+    fn zeroed(len: usize) -> OwnedBuffer {
         let map = memmap2::MmapOptions::new()
             .len(len.max(1))
             .populate()
             .map_anon();
         match map {
-            Ok(m) => Buffer::Map(m),
-            Err(_) => Buffer::Heap(vec![Align64([0; 64]); len.div_ceil(64)]),
+            Ok(m) => OwnedBuffer::Map(m),
+            Err(_) => OwnedBuffer::Heap(vec![Align64([0; 64]); len.div_ceil(64)]),
         }
     }
 
     fn bytes(&self) -> &[u8] {
         match self {
-            Buffer::Map(m) => m,
-            Buffer::Heap(v) => v.as_bytes(),
-            Buffer::Shared { owner, range } => &(**owner).as_ref()[range.clone()],
+            OwnedBuffer::Map(m) => m,
+            OwnedBuffer::Heap(v) => v.as_bytes(),
         }
     }
 
-    /// The bytes of a buffer made by [`Buffer::zeroed`] (a shared one has none to give).
     fn bytes_mut(&mut self) -> &mut [u8] {
         match self {
-            Buffer::Map(m) => m,
-            Buffer::Heap(v) => v.as_mut_bytes(),
-            Buffer::Shared { .. } => &mut [],
+            OwnedBuffer::Map(m) => m,
+            OwnedBuffer::Heap(v) => v.as_mut_bytes(),
         }
     }
 }
@@ -244,7 +263,8 @@ pub(crate) fn pack_group_portable(rows: &[&[BlockQ8_0]], gq: &mut [u32], gd: &mu
     }
 }
 
-/// Packs `w` (`rows × nb` blocks, checked by the caller) for `backend`, one group of 16 rows at a
+/// Packs `w` (`rows × nb` blocks, checked by the caller; `Overflow` if the padded matrix does
+/// not fit in memory's address range) for `backend`, one group of 16 rows at a
 /// time with `pack_group` (the portable [`pack_group_portable`] or a backend's faster one, with
 /// the same output), splitting the groups over the current rayon pool.
 pub(crate) fn pack<G>(
@@ -253,15 +273,15 @@ pub(crate) fn pack<G>(
     rows: usize,
     nb: usize,
     pack_group: G,
-) -> PackedQ8_0
+) -> Result<PackedQ8_0, KernelError>
 where
     G: Fn(&[&[BlockQ8_0]], &mut [u32], &mut [f16]) + Sync,
 {
-    let groups = rows.div_ceil(PACK_ROWS);
-    let qs_len = groups * nb * GROUP_BLOCK_BYTES;
-    let d_len = groups * nb * PACK_ROWS * size_of::<f16>();
-    let mut buf = Buffer::zeroed(qs_len + d_len);
-    let (qs, d) = buf.bytes_mut()[..qs_len + d_len].split_at_mut(qs_len);
+    let (qs_len, len) = packed_lens(rows, nb * QK8_0).ok_or(KernelError::Overflow {
+        what: "packed matrix",
+    })?;
+    let mut buf = OwnedBuffer::zeroed(len);
+    let (qs, d) = buf.bytes_mut()[..len].split_at_mut(qs_len);
     // Both views fit: `qs_len` is a multiple of 64 and the buffer is 64-byte aligned.
     let (Ok(qs), Ok(d)) = (<[u32]>::mut_from_bytes(qs), <[f16]>::mut_from_bytes(d)) else {
         unreachable!("a 64-byte aligned buffer holds whole u32s and f16s")
@@ -276,13 +296,14 @@ where
                 .collect();
             pack_group(&group, gq, gd);
         });
-    PackedQ8_0 {
+    Ok(PackedQ8_0 {
         backend,
         rows,
         k: nb * QK8_0,
-        buf,
+        buf: Buffer::Owned(buf),
         qs_len,
-    }
+        len,
+    })
 }
 
 #[cfg(test)]

@@ -507,7 +507,7 @@ fn packed_q8_0_from_shared_bytes() {
         let (n, k, tokens) = (37, 96, 5);
         let (w, _) = q8_weights(&mut rng, n, k);
         let packed = kern.pack_q8_0(&w, n).unwrap();
-        assert_eq!(packed.as_bytes().len(), PackedQ8_0::byte_len(n, k));
+        assert_eq!(Some(packed.as_bytes().len()), PackedQ8_0::byte_len(n, k));
         // 64 bytes of something else first, as in a file with a header.
         let mut file = vec![0u8; 64];
         file.extend_from_slice(packed.as_bytes());
