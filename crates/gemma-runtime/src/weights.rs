@@ -127,11 +127,6 @@ impl Matrix {
         self.packed.as_deref()
     }
 
-    /// Whether [`Matrix::pack`] packed the matrix.
-    pub(crate) fn is_packed(&self) -> bool {
-        self.packed.is_some()
-    }
-
     /// The tensor's description in the file.
     pub(crate) fn info(&self) -> &TensorInfo {
         &self.info
@@ -240,6 +235,17 @@ pub(crate) struct Input<'a> {
     pub q: &'a QuantizedActivations,
 }
 
+impl Input<'_> {
+    /// Whether the quantised activations are int8 (`Int8` or `Int8x2`), which packed weights
+    /// need.
+    fn is_int8(&self) -> bool {
+        matches!(
+            self.q.precision(),
+            Some(ActivationPrecision::Int8 | ActivationPrecision::Int8x2)
+        )
+    }
+}
+
 /// Quantises `x` once for the Q8_0 products among `ms` (which all read `x`) at `precision`;
 /// nothing to do if they all have float weights.
 pub(crate) fn prepare(
@@ -265,11 +271,7 @@ pub(crate) fn matmul<B: AsRef<[u8]>>(
     parallel: bool,
 ) -> Result<(), RuntimeError> {
     let (n, k, x) = (m.rows, m.cols, input.x);
-    let int8 = matches!(
-        input.q.precision(),
-        Some(ActivationPrecision::Int8 | ActivationPrecision::Int8x2)
-    );
-    if let (Some(p), true) = (&m.packed, int8) {
+    if let (Some(p), true) = (&m.packed, input.is_int8()) {
         if parallel {
             kern.matmul_packed_q8_0(p, input.q, y)?;
         } else {
@@ -301,13 +303,11 @@ pub(crate) fn matmul_many<B: AsRef<[u8]>>(
     ys: Vec<&mut [f32]>,
     parallel: bool,
 ) -> Result<(), RuntimeError> {
-    let int8 = matches!(
-        input.q.precision(),
-        Some(ActivationPrecision::Int8 | ActivationPrecision::Int8x2)
-    );
-    let packed: Option<Vec<&PackedQ8_0>> = ms.iter().map(|m| m.packed.as_deref()).collect();
+    let packed: Option<Vec<&PackedQ8_0>> = ms.iter().map(|m| m.packed()).collect();
     match packed {
-        Some(ws) if int8 && parallel => kern.matmul_packed_q8_0_many(&ws, input.q, ys)?,
+        Some(ws) if input.is_int8() && parallel => {
+            kern.matmul_packed_q8_0_many(&ws, input.q, ys)?
+        }
         _ => {
             for (m, y) in ms.iter().zip(ys) {
                 matmul(kern, file, m, input, y, parallel)?;

@@ -183,7 +183,7 @@ impl GemmaModel {
         let Some((d2, d3)) = &self.dense else {
             return Ok(s.pooled.clone());
         };
-        let packed = d2.is_packed() && d3.is_packed();
+        let packed = d2.packed().is_some() && d3.packed().is_some();
         let p = activation_precision(self.precision, Role::Dense, 1, packed);
         sized(&mut s.mid, d2.rows);
         sized(&mut s.out, d3.rows);

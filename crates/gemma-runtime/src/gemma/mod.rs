@@ -108,11 +108,9 @@ struct Layer {
 }
 
 impl Layer {
-    /// Packs the layer's Q8_0 matrices for `kern`'s int8 kernel ([`pack_and_release`]); true if
-    /// all of them are packed.
-    fn pack(&mut self, kern: &Kernels, file: &Gguf<Mmap>) -> Result<bool, RuntimeError> {
-        let mut all = true;
-        for m in [
+    /// The layer's matrices: q, k, v, output, gate, up, down.
+    fn matrices_mut(&mut self) -> [&mut Matrix; 7] {
+        [
             &mut self.wq,
             &mut self.wk,
             &mut self.wv,
@@ -120,10 +118,7 @@ impl Layer {
             &mut self.gate,
             &mut self.up,
             &mut self.down,
-        ] {
-            all &= pack_and_release(m, kern, file)?;
-        }
-        Ok(all)
+        ]
     }
 }
 
@@ -148,18 +143,7 @@ fn packable<'a>(
     layers: &'a mut [Layer],
     dense: &'a mut Option<(Matrix, Matrix)>,
 ) -> Vec<&'a mut Matrix> {
-    let mut ms: Vec<&mut Matrix> = Vec::new();
-    for l in layers.iter_mut() {
-        ms.extend([
-            &mut l.wq,
-            &mut l.wk,
-            &mut l.wv,
-            &mut l.wo,
-            &mut l.gate,
-            &mut l.up,
-            &mut l.down,
-        ]);
-    }
+    let mut ms: Vec<&mut Matrix> = layers.iter_mut().flat_map(Layer::matrices_mut).collect();
     if let Some((d2, d3)) = dense {
         ms.extend([d2, d3]);
     }
@@ -355,32 +339,28 @@ impl GemmaModel {
                 if !pack {
                     return Ok(false);
                 }
-                if let Some((cache_path, id)) = &cache {
-                    if read_packed(&mut layers, &mut dense, cache_path, id) {
-                        return Ok(true);
+                let cached = cache.as_ref().is_some_and(|(cache_path, id)| {
+                    read_packed(&mut layers, &mut dense, cache_path, id)
+                });
+                if !cached {
+                    // The Dense projections (one vector) are packed too: they then run on
+                    // two-part int8 activations.
+                    use rayon::prelude::*;
+                    let mut ms = packable(&mut layers, &mut dense);
+                    ms.par_iter_mut()
+                        .try_for_each(|m| pack_and_release(m, kern, &file).map(drop))?;
+                    if let Some((cache_path, id)) = &cache {
+                        let packed: Option<Vec<&PackedQ8_0>> =
+                            ms.iter().map(|m| m.packed()).collect();
+                        if let Some(packed) = packed {
+                            // The cache only saves time: a failed write changes nothing else.
+                            let _ = pack_cache::write(cache_path, id, &packed);
+                        }
                     }
                 }
-                use rayon::prelude::*;
-                let results: Vec<Result<bool, RuntimeError>> =
-                    layers.par_iter_mut().map(|l| l.pack(kern, &file)).collect();
-                let mut all = true;
-                for r in results {
-                    all &= r?;
-                }
-                // The Dense projections (one vector) then run on two-part int8 activations too.
-                if let Some((d2, d3)) = &mut dense {
-                    pack_and_release(d2, kern, &file)?;
-                    pack_and_release(d3, kern, &file)?;
-                }
-                if let Some((cache_path, id)) = &cache {
-                    let ms = packable(&mut layers, &mut dense);
-                    let packed: Option<Vec<&PackedQ8_0>> = ms.iter().map(|m| m.packed()).collect();
-                    if let Some(packed) = packed {
-                        // The cache only saves time: a failed write changes nothing else.
-                        let _ = pack_cache::write(cache_path, id, &packed);
-                    }
-                }
-                Ok(all)
+                Ok(layers
+                    .iter_mut()
+                    .all(|l| l.matrices_mut().iter().all(|m| m.packed().is_some())))
             },
         );
         let (tokenizer, packed) = (tokenizer?, packed?);
