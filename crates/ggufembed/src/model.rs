@@ -43,15 +43,7 @@ impl Model {
     /// A missing file gives [`Error::ModelNotFound`], whose message says how to get the model.
     pub fn open(path: impl AsRef<Path>, options: Options) -> Result<Model> {
         let path = path.as_ref();
-        match std::fs::metadata(path) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(Error::ModelNotFound {
-                    path: path.to_owned(),
-                });
-            }
-            // Other problems (permissions, a directory...) are reported by the runtime.
-            _ => {}
-        }
+        require_model_file(path)?;
         let threads = match options.thread_count() {
             Some(n) => n,
             None => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -391,5 +383,16 @@ pub fn cosine_similarity(a: &[f32], b: &[f32]) -> f32 {
         0.0
     } else {
         (dot / (na.sqrt() * nb.sqrt())) as f32
+    }
+}
+
+/// `ModelNotFound` if there is no file at `path`. Other problems (permissions, a directory...)
+/// are left for the runtime to report when it opens the file.
+pub(crate) fn require_model_file(path: &Path) -> Result<()> {
+    match std::fs::metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::ModelNotFound {
+            path: path.to_owned(),
+        }),
+        _ => Ok(()),
     }
 }

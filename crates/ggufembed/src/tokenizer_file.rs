@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use crate::{Error, Result, Tokenizer};
+use crate::{Result, Tokenizer};
 
 /// Opens the GGUF model at `path` and builds only its tokenizer: the same tokenizer as
 /// [`Model::tokenizer`](crate::Model::tokenizer) for that file, without loading the weights.
@@ -21,17 +21,12 @@ use crate::{Error, Result, Tokenizer};
 /// ```
 ///
 /// # Errors
-/// [`Error::ModelNotFound`] if there is no file at `path`; [`Error::Runtime`] if the file is not
-/// a readable GGUF file or its vocabulary keys are missing or inconsistent.
+/// [`Error::ModelNotFound`](crate::Error::ModelNotFound) if there is no file at `path`;
+/// [`Error::Runtime`](crate::Error::Runtime) if the file is not a readable GGUF file or its
+/// vocabulary keys are missing or inconsistent.
 pub fn load_tokenizer(path: impl AsRef<Path>) -> Result<Tokenizer> {
     let path = path.as_ref();
-    if let Err(e) = std::fs::metadata(path) {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            return Err(Error::ModelNotFound {
-                path: path.to_owned(),
-            });
-        }
-    }
+    crate::model::require_model_file(path)?;
     let file = gguf::Gguf::open(path).map_err(gemma_runtime::RuntimeError::from)?;
     Ok(gemma_runtime::tokenizer_from_gguf(&file)?)
 }
@@ -39,6 +34,7 @@ pub fn load_tokenizer(path: impl AsRef<Path>) -> Result<Tokenizer> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Error;
 
     #[test]
     fn missing_file_is_model_not_found() {
