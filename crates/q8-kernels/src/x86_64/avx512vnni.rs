@@ -40,8 +40,12 @@ pub(crate) struct Avx512Vnni {
 const TILE: usize = 8;
 /// Activation bytes of one token super-tile (int8 values; scales and corrections add 1/4).
 const SUPER_TILE_BYTES: usize = 192 * 1024;
-/// How far ahead (in blocks of 512 bytes) the tile prefetches the packed weights.
-const PREFETCH_BLOCKS: usize = 4;
+/// How far ahead (in blocks of 512 bytes) the tile prefetches the packed weights. Measured with
+/// `gemma-embed bench` (mixed precision, one thread) against the earlier choice of two lines of the
+/// block 4 ahead into L1: 4 tokens 11.1 → 7.1 ms, 32 tokens 35.1 → 28.9 ms, 128 tokens −5 %,
+/// 512 tokens unchanged. Prefetching into L1 (T0) instead of L2 is 20 % slower at 4 tokens; any
+/// distance from 16 to 64 blocks is as good.
+const PREFETCH_BLOCKS: usize = 16;
 
 /// One pseudo-token's quantized activations: `k` int8 values, and per block the scale and the
 /// correction `−128·Σa`.
@@ -218,15 +222,13 @@ unsafe fn tile<const T: usize>(
             let mut iacc: [__m512i; T] =
                 core::array::from_fn(|t| _mm512_set1_epi32(*acts[t].corr.add(b)));
             for s in 0..8 {
-                // Weights stream from memory in address order (the next groups follow): touch
-                // two lines of the block PREFETCH_BLOCKS ahead and let the hardware prefetcher
-                // follow (measured at 4 tokens: fetching every line, or further ahead, is
-                // slower).
-                if s % 4 == 0 {
-                    _mm_prefetch::<_MM_HINT_T0>(
-                        wq.add(PREFETCH_BLOCKS * GROUP_BLOCK_BYTES + 64 * s).cast(),
-                    );
-                }
+                // Weights stream from memory in address order (the next groups follow): fetch
+                // every line of the block PREFETCH_BLOCKS ahead into L2. The address may lie past
+                // the matrix (prefetches never fault), hence `wrapping_add`.
+                _mm_prefetch::<_MM_HINT_T1>(
+                    wq.wrapping_add(PREFETCH_BLOCKS * GROUP_BLOCK_BYTES + 64 * s)
+                        .cast(),
+                );
                 let wv = _mm512_load_si512(wq.add(64 * s).cast());
                 for (t, ia) in iacc.iter_mut().enumerate() {
                     let a = acts[t]
