@@ -246,17 +246,22 @@ impl Input<'_> {
     }
 }
 
-/// Quantises `x` once for the Q8_0 products among `ms` (which all read `x`) at `precision`;
-/// nothing to do if they all have float weights.
+/// Quantises `x` once for the Q8_0 products among `ms` (which all read `x`) at `precision`, on
+/// the current rayon pool if `parallel`; nothing to do if they all have float weights.
 pub(crate) fn prepare(
     kern: &Kernels,
     ms: &[&Matrix],
     x: &[f32],
     precision: ActivationPrecision,
     out: &mut QuantizedActivations,
+    parallel: bool,
 ) -> Result<(), RuntimeError> {
     if let Some(m) = ms.iter().find(|m| m.ggml_type() == GgmlType::Q8_0) {
-        kern.quantize_activations(x, m.cols, precision, out)?;
+        if parallel {
+            kern.quantize_activations(x, m.cols, precision, out)?;
+        } else {
+            kern.quantize_activations_single_thread(x, m.cols, precision, out)?;
+        }
     }
     Ok(())
 }

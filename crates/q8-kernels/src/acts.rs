@@ -110,41 +110,157 @@ pub(crate) fn quantize_block(x: &[f32], hi: &mut [i8], lo: Option<&mut [i8]>) ->
     d
 }
 
-/// Fills the portable part of `out` (`hi`, `lo`, `d` or `f32`). Lengths are checked by the caller.
+/// Blocks per task of a parallel quantization: 512 blocks are ~10 µs of work, well above the
+/// cost of handing a task to another thread.
+const BLOCKS_PER_TASK: usize = 512;
+
+/// What quantizing a run of 32-value blocks writes, block `i` at index `i` of each slice. The
+/// slices a precision or backend does not use are empty.
+pub(crate) struct BlockOutputs<'a> {
+    /// High parts (the only part for `Int8`).
+    pub(crate) hi: &'a mut [[i8; QK8_0]],
+    /// Low parts (`Int8x2`).
+    pub(crate) lo: &'a mut [[i8; QK8_0]],
+    /// Scales of the high parts.
+    pub(crate) d: &'a mut [f32],
+    /// `−128·Σhi` (backends with a packed kernel).
+    pub(crate) sums_hi: &'a mut [i32],
+    /// `−128·Σlo` (`Int8x2`, backends with a packed kernel).
+    pub(crate) sums_lo: &'a mut [i32],
+    /// `d / LO_DIV` (`Int8x2`, backends with a packed kernel).
+    pub(crate) d_lo: &'a mut [f32],
+}
+
+/// `s` split at `mid`, or two empty slices if `s` is empty (an unused output).
+fn split_used<T>(s: &mut [T], mid: usize) -> (&mut [T], &mut [T]) {
+    if s.is_empty() {
+        (&mut [], &mut [])
+    } else {
+        s.split_at_mut(mid)
+    }
+}
+
+impl BlockOutputs<'_> {
+    /// The outputs of blocks `..mid` and `mid..`.
+    fn split_at(self, mid: usize) -> (Self, Self) {
+        let (hi, hi2) = split_used(self.hi, mid);
+        let (lo, lo2) = split_used(self.lo, mid);
+        let (d, d2) = split_used(self.d, mid);
+        let (sums_hi, sums_hi2) = split_used(self.sums_hi, mid);
+        let (sums_lo, sums_lo2) = split_used(self.sums_lo, mid);
+        let (d_lo, d_lo2) = split_used(self.d_lo, mid);
+        (
+            BlockOutputs {
+                hi,
+                lo,
+                d,
+                sums_hi,
+                sums_lo,
+                d_lo,
+            },
+            BlockOutputs {
+                hi: hi2,
+                lo: lo2,
+                d: d2,
+                sums_hi: sums_hi2,
+                sums_lo: sums_lo2,
+                d_lo: d_lo2,
+            },
+        )
+    }
+}
+
+impl QuantizedActivations {
+    /// Sizes the buffers for `tokens × k` values quantized at `precision` (`Int8` or `Int8x2`),
+    /// with the packed kernels' sums and low-part scales if `packed_extras`, and returns the
+    /// outputs of all blocks. The contents are stale until the blocks are quantized.
+    pub(crate) fn int8_outputs(
+        &mut self,
+        k: usize,
+        tokens: usize,
+        precision: ActivationPrecision,
+        packed_extras: bool,
+    ) -> BlockOutputs<'_> {
+        let pair = precision == ActivationPrecision::Int8x2;
+        let blocks = tokens * (k / QK8_0);
+        self.precision = Some(precision);
+        self.tokens = tokens;
+        self.k = k;
+        self.f32.clear();
+        self.hi.resize(tokens * k, 0);
+        self.lo.resize(if pair { tokens * k } else { 0 }, 0);
+        self.d.resize(blocks, 0.0);
+        let sums = match (packed_extras, pair) {
+            (false, _) => 0,
+            (true, false) => blocks,
+            (true, true) => 2 * blocks,
+        };
+        self.sums.resize(sums, 0);
+        self.d_lo
+            .resize(if packed_extras && pair { blocks } else { 0 }, 0.0);
+        let (sums_hi, sums_lo) = if pair {
+            split_used(&mut self.sums, blocks)
+        } else {
+            (&mut self.sums[..], &mut [][..])
+        };
+        BlockOutputs {
+            hi: self.hi.as_chunks_mut::<QK8_0>().0,
+            lo: self.lo.as_chunks_mut::<QK8_0>().0,
+            d: &mut self.d,
+            sums_hi,
+            sums_lo,
+            d_lo: &mut self.d_lo,
+        }
+    }
+}
+
+/// Calls `f(x, out)` on runs of the blocks `x` (with their outputs `out`), on the current rayon
+/// pool if `parallel`. Each block is quantized on its own, so the split changes nothing.
+pub(crate) fn for_block_runs<F>(x: &[[f32; QK8_0]], out: BlockOutputs<'_>, parallel: bool, f: &F)
+where
+    F: Fn(&[[f32; QK8_0]], BlockOutputs<'_>) + Sync,
+{
+    if !parallel || x.len() < 2 * BLOCKS_PER_TASK {
+        return f(x, out);
+    }
+    let mid = x.len() / 2;
+    let (x0, x1) = x.split_at(mid);
+    let (o0, o1) = out.split_at(mid);
+    rayon::join(
+        || for_block_runs(x0, o0, parallel, f),
+        || for_block_runs(x1, o1, parallel, f),
+    );
+}
+
+/// Quantizes `x` (`tokens × k`) into the portable layout of `out` (`hi`, `lo`, `d` or `f32`),
+/// on the current rayon pool if `parallel`. Lengths are checked by the caller.
 pub(crate) fn quantize_portable(
     x: &[f32],
     k: usize,
     tokens: usize,
     precision: ActivationPrecision,
     out: &mut QuantizedActivations,
+    parallel: bool,
 ) {
-    out.precision = Some(precision);
-    out.tokens = tokens;
-    out.k = k;
-    out.hi.clear();
-    out.lo.clear();
-    out.d.clear();
-    out.f32.clear();
-    out.sums.clear();
-    out.d_lo.clear();
-    match precision {
-        ActivationPrecision::F32 => out.f32.extend_from_slice(x),
-        ActivationPrecision::Int8 | ActivationPrecision::Int8x2 => {
-            let split = precision == ActivationPrecision::Int8x2;
-            out.hi.resize(x.len(), 0);
-            if split {
-                out.lo.resize(x.len(), 0);
-            }
-            out.d.resize(x.len() / QK8_0, 0.0);
-            for (i, xb) in x.chunks_exact(QK8_0).enumerate() {
-                let r = i * QK8_0..(i + 1) * QK8_0;
-                let lo = if split {
-                    Some(&mut out.lo[r.clone()])
-                } else {
-                    None
-                };
-                out.d[i] = quantize_block(xb, &mut out.hi[r], lo);
-            }
+    if precision == ActivationPrecision::F32 {
+        out.precision = Some(precision);
+        out.tokens = tokens;
+        out.k = k;
+        for v in [&mut out.hi, &mut out.lo] {
+            v.clear();
         }
+        out.d.clear();
+        out.d_lo.clear();
+        out.sums.clear();
+        out.f32.clear();
+        out.f32.extend_from_slice(x);
+        return;
     }
+    let outputs = out.int8_outputs(k, tokens, precision, false);
+    for_block_runs(x.as_chunks().0, outputs, parallel, &|xs, o| {
+        for (i, xb) in xs.iter().enumerate() {
+            let lo = o.lo.get_mut(i).map(|l| &mut l[..]);
+            o.d[i] = quantize_block(xb, &mut o.hi[i], lo);
+        }
+    });
 }

@@ -361,12 +361,36 @@ impl Kernels {
 
     /// Quantizes `x` (`tokens × k`, row-major) for `precision` into `out`, in this backend's
     /// layout. `k` must be a non-zero multiple of 32 for the int8 precisions and non-zero for `F32`.
+    /// Large inputs are split over the current rayon pool; the result is the same on any number
+    /// of threads.
     pub fn quantize_activations(
         &self,
         x: &[f32],
         k: usize,
         precision: ActivationPrecision,
         out: &mut QuantizedActivations,
+    ) -> Result<(), KernelError> {
+        self.quantize_activations_impl(x, k, precision, out, true)
+    }
+
+    /// [`Kernels::quantize_activations`] on the calling thread only.
+    pub fn quantize_activations_single_thread(
+        &self,
+        x: &[f32],
+        k: usize,
+        precision: ActivationPrecision,
+        out: &mut QuantizedActivations,
+    ) -> Result<(), KernelError> {
+        self.quantize_activations_impl(x, k, precision, out, false)
+    }
+
+    fn quantize_activations_impl(
+        &self,
+        x: &[f32],
+        k: usize,
+        precision: ActivationPrecision,
+        out: &mut QuantizedActivations,
+        parallel: bool,
     ) -> Result<(), KernelError> {
         if k == 0 || !k.is_multiple_of(QK8_0) {
             return Err(KernelError::NotBlockMultiple { what: "k", len: k });
@@ -382,9 +406,9 @@ impl Kernels {
         match self.imp {
             #[cfg(target_arch = "x86_64")]
             Imp::Avx512Vnni(t) if precision != ActivationPrecision::F32 => {
-                t.quantize(x, k, tokens, precision, out)
+                t.quantize(x, k, tokens, precision, out, parallel)
             }
-            _ => acts::quantize_portable(x, k, tokens, precision, out),
+            _ => acts::quantize_portable(x, k, tokens, precision, out, parallel),
         }
         out.backend = Some(self.backend());
         Ok(())

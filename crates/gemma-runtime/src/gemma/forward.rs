@@ -202,7 +202,7 @@ impl GemmaModel {
         y: &mut [f32],
         parallel: bool,
     ) -> Result<(), RuntimeError> {
-        prepare(self.kern, &[m], x, p, acts)?;
+        prepare(self.kern, &[m], x, p, acts, parallel)?;
         matmul(self.kern, &self.file, m, &Input { x, q: acts }, y, parallel)
     }
 
@@ -230,6 +230,7 @@ impl GemmaModel {
             &s.xn,
             prec(Role::Qkv),
             &mut s.acts,
+            parallel,
         )?;
         {
             let input = Input {
@@ -301,7 +302,14 @@ impl GemmaModel {
             let gate = &mut s.gate[..tokens * cfg.n_ff];
             let up = &mut s.up[..tokens * cfg.n_ff];
             let h = &mut s.h[..tokens * cfg.n_ff];
-            prepare(kern, &[&l.gate, &l.up], xn, prec(Role::GateUp), &mut s.acts)?;
+            prepare(
+                kern,
+                &[&l.gate, &l.up],
+                xn,
+                prec(Role::GateUp),
+                &mut s.acts,
+                parallel,
+            )?;
             {
                 let input = Input { x: xn, q: &s.acts };
                 let ys = vec![&mut gate[..], &mut up[..]];

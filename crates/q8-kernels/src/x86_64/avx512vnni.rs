@@ -24,7 +24,7 @@
 use core::arch::x86_64::*;
 use core::ops::Range;
 
-use crate::acts::{ActivationPrecision, QuantizedActivations, LO_DIV};
+use crate::acts::{for_block_runs, ActivationPrecision, QuantizedActivations, LO_DIV};
 use crate::block::{BlockQ8_0, QK8_0};
 use crate::packed::{PackedQ8_0, GROUP_BLOCK_BYTES, PACK_ROWS};
 
@@ -192,7 +192,12 @@ fn store(
         }
     } else {
         for (i, a) in acc.iter().enumerate() {
-            out[p0 + i][off..off + valid].copy_from_slice(&a[..valid]);
+            let o = &mut out[p0 + i][off..off + valid];
+            // A whole group is a fixed-size copy (two stores, not a `memcpy` call).
+            match <&mut [f32; PACK_ROWS]>::try_from(&mut *o) {
+                Ok(o) => *o = *a,
+                Err(_) => o.copy_from_slice(&a[..valid]),
+            }
         }
     }
 }
@@ -262,42 +267,23 @@ impl Avx512Vnni {
         tokens: usize,
         precision: ActivationPrecision,
         out: &mut QuantizedActivations,
+        parallel: bool,
     ) {
-        let pair = precision == ActivationPrecision::Int8x2;
-        out.precision = Some(precision);
-        out.tokens = tokens;
-        out.k = k;
-        out.f32.clear();
-        let nb = k / QK8_0;
-        let n_blocks = tokens * nb;
-        out.hi.resize(tokens * k, 0);
-        out.d.resize(n_blocks, 0.0);
-        out.sums
-            .resize(if pair { 2 * n_blocks } else { n_blocks }, 0);
-        if pair {
-            out.lo.resize(tokens * k, 0);
-            out.d_lo.resize(n_blocks, 0.0);
-        } else {
-            out.lo.clear();
-            out.d_lo.clear();
-        }
-        let (hi, lo) = (
-            out.hi.as_chunks_mut::<QK8_0>().0,
-            out.lo.as_chunks_mut::<QK8_0>().0,
-        );
-        let (sums_hi, sums_lo) = out.sums.split_at_mut(n_blocks);
-        let xs = x.as_chunks::<QK8_0>().0;
-        for (i, xb) in xs.iter().enumerate() {
-            let lo_b = if pair { Some(&mut lo[i]) } else { None };
-            // SAFETY: `self` proves AVX-512 F/BW/VL.
-            let (d, sum_hi, sum_lo) = unsafe { quantize_block32(xb, &mut hi[i], lo_b) };
-            out.d[i] = d;
-            sums_hi[i] = -128 * sum_hi;
-            if pair {
-                sums_lo[i] = -128 * sum_lo;
-                out.d_lo[i] = d / LO_DIV;
+        let outputs = out.int8_outputs(k, tokens, precision, true);
+        for_block_runs(x.as_chunks().0, outputs, parallel, &|xs, o| {
+            for (i, xb) in xs.iter().enumerate() {
+                let lo = o.lo.get_mut(i);
+                let pair = lo.is_some();
+                // SAFETY: `self` proves AVX-512 F/BW/VL.
+                let (d, sum_hi, sum_lo) = unsafe { quantize_block32(xb, &mut o.hi[i], lo) };
+                o.d[i] = d;
+                o.sums_hi[i] = -128 * sum_hi;
+                if pair {
+                    o.sums_lo[i] = -128 * sum_lo;
+                    o.d_lo[i] = d / LO_DIV;
+                }
             }
-        }
+        });
     }
 }
 
