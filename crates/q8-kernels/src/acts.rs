@@ -38,6 +38,9 @@ pub struct QuantizedActivations {
     pub(crate) tokens: usize,
     pub(crate) k: usize,
     /// `tokens × k` int8 values (the high part for `Int8x2`).
+    ///
+    /// The int8 buffers grow and never shrink (see `grown`): each holds at least what the lines
+    /// below say, and only that prefix is current.
     pub(crate) hi: Vec<i8>,
     /// `tokens × k` low parts (`Int8x2` only).
     pub(crate) lo: Vec<i8>,
@@ -187,31 +190,32 @@ impl QuantizedActivations {
         self.tokens = tokens;
         self.k = k;
         self.f32.clear();
-        self.hi.resize(tokens * k, 0);
-        self.lo.resize(if pair { tokens * k } else { 0 }, 0);
-        self.d.resize(blocks, 0.0);
-        let sums = match (packed_extras, pair) {
-            (false, _) => 0,
-            (true, false) => blocks,
-            (true, true) => 2 * blocks,
+        let (lo_len, sums_len, d_lo_len) = match (packed_extras, pair) {
+            (false, false) => (0, 0, 0),
+            (false, true) => (tokens * k, 0, 0),
+            (true, false) => (0, blocks, 0),
+            (true, true) => (tokens * k, 2 * blocks, blocks),
         };
-        self.sums.resize(sums, 0);
-        self.d_lo
-            .resize(if packed_extras && pair { blocks } else { 0 }, 0.0);
-        let (sums_hi, sums_lo) = if pair {
-            split_used(&mut self.sums, blocks)
-        } else {
-            (&mut self.sums[..], &mut [][..])
-        };
+        let (sums_hi, sums_lo) = split_used(grown(&mut self.sums, sums_len), blocks);
         BlockOutputs {
-            hi: self.hi.as_chunks_mut::<QK8_0>().0,
-            lo: self.lo.as_chunks_mut::<QK8_0>().0,
-            d: &mut self.d,
+            hi: grown(&mut self.hi, tokens * k).as_chunks_mut::<QK8_0>().0,
+            lo: grown(&mut self.lo, lo_len).as_chunks_mut::<QK8_0>().0,
+            d: grown(&mut self.d, blocks),
             sums_hi,
             sums_lo,
-            d_lo: &mut self.d_lo,
+            d_lo: grown(&mut self.d_lo, d_lo_len),
         }
     }
+}
+
+/// The first `len` elements of `v`, which grows to hold them but never shrinks: switching
+/// between precisions (`Int8` and `Int8x2` products alternate) costs no refilling. Elements past
+/// the current use are stale and never read.
+fn grown<T: Copy + Default>(v: &mut Vec<T>, len: usize) -> &mut [T] {
+    if v.len() < len {
+        v.resize(len, T::default());
+    }
+    &mut v[..len]
 }
 
 /// Calls `f(x, out)` on runs of the blocks `x` (with their outputs `out`), on the current rayon
