@@ -5,18 +5,20 @@
 //! zeroed memory and copying per process; a mapped cache file is shared through the page cache
 //! and costs nothing until it is read. The cache is an optimisation only: a missing,
 //! unreadable, stale or damaged file is ignored (and rewritten), and a failed write leaves no
-//! file behind.
+//! file behind. Writing a cache file also removes the files that can never be read again (see
+//! [`remove_stale`]), so a model that was updated, moved or deleted does not leave its packed
+//! copy behind.
 //!
 //! # Format (little-endian)
 //!
 //! A header padded to a multiple of 4096 bytes: the magic `ggufembed-pack\0\0`, the format version (u32), the kernels'
 //! backend name (u32 length + bytes), the model file's identity (length, modification time in
-//! seconds and nanoseconds, a 64-bit FNV-1a fingerprint of its tensor table), the number of
-//! matrices (u32) and per matrix `rows`, `k`, `offset`, `len` (u64 each). Each matrix's packed
+//! seconds and nanoseconds, a 64-bit FNV-1a fingerprint of its tensor table, its canonical path
+//! as u32 length + bytes), the number of matrices (u32) and per matrix `rows`, `k`, `offset`, `len` (u64 each). Each matrix's packed
 //! bytes ([`PackedQ8_0::as_bytes`]) start at a multiple of 4096.
 
 use std::fs::File;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -28,13 +30,13 @@ use q8_kernels::{Backend, PackedQ8_0};
 /// The header's magic bytes.
 const MAGIC: &[u8; 16] = b"ggufembed-pack\0\0";
 /// The format version; any change to the header or to the packed layout bumps it.
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 /// The alignment of the header's end and of every matrix's bytes.
 const PAGE: usize = 4096;
 /// Bytes per matrix in the header's table.
 const ENTRY: usize = 32;
 
-/// What a cache file must match: the model file (by length, modification time and tensor
+/// What a cache file must match: the model file (by path, length, modification time and tensor
 /// table) and the kernels' backend.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Identity {
@@ -43,6 +45,18 @@ pub(crate) struct Identity {
     mtime_secs: u64,
     mtime_nanos: u32,
     fingerprint: u64,
+    /// The model file's canonical path (as given if it cannot be made canonical).
+    model: PathBuf,
+}
+
+/// The modification time of a file as (seconds, nanoseconds) since the Unix epoch.
+fn mtime(meta: &std::fs::Metadata) -> Option<(u64, u32)> {
+    let t = meta
+        .modified()
+        .ok()?
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?;
+    Some((t.as_secs(), t.subsec_nanos()))
 }
 
 /// 64-bit FNV-1a.
@@ -61,11 +75,7 @@ impl Identity {
         backend: Backend,
     ) -> Option<Identity> {
         let meta = std::fs::metadata(path).ok()?;
-        let mtime = meta
-            .modified()
-            .ok()?
-            .duration_since(std::time::UNIX_EPOCH)
-            .ok()?;
+        let (mtime_secs, mtime_nanos) = mtime(&meta)?;
         let mut h = 0xcbf2_9ce4_8422_2325;
         for t in file.tensors() {
             h = fnv1a(h, t.name.as_bytes());
@@ -78,17 +88,18 @@ impl Identity {
         Some(Identity {
             backend,
             len: meta.len(),
-            mtime_secs: mtime.as_secs(),
-            mtime_nanos: mtime.subsec_nanos(),
+            mtime_secs,
+            mtime_nanos,
             fingerprint: h,
+            model: std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned()),
         })
     }
 
     /// The cache file for this identity in `dir` (one per model file and backend).
-    pub(crate) fn path_in(&self, dir: &Path, model: &Path) -> PathBuf {
-        let canonical = std::fs::canonicalize(model).unwrap_or_else(|_| model.to_owned());
-        let h = fnv1a(self.fingerprint, canonical.as_os_str().as_encoded_bytes());
-        let stem = model
+    pub(crate) fn path_in(&self, dir: &Path) -> PathBuf {
+        let h = fnv1a(self.fingerprint, self.model.as_os_str().as_encoded_bytes());
+        let stem = self
+            .model
             .file_stem()
             .and_then(|s| s.to_str())
             .unwrap_or("model");
@@ -107,8 +118,87 @@ impl Identity {
         h.extend_from_slice(&self.mtime_secs.to_le_bytes());
         h.extend_from_slice(&self.mtime_nanos.to_le_bytes());
         h.extend_from_slice(&self.fingerprint.to_le_bytes());
+        let model = self.model.as_os_str().as_encoded_bytes();
+        h.extend_from_slice(&(model.len() as u32).to_le_bytes());
+        h.extend_from_slice(model);
         h.extend_from_slice(&(n as u32).to_le_bytes());
         h
+    }
+
+    /// Whether the header `bytes` (the start of a cache file) still describes a model file as it
+    /// is now, by this format: the version matches and the model file exists with the recorded
+    /// length and modification time. `None` if `bytes` are not a cache file's header at all.
+    fn header_is_current(bytes: &[u8]) -> Option<bool> {
+        let mut r = HeaderReader(bytes);
+        if r.take(MAGIC.len())? != MAGIC {
+            return None;
+        }
+        if r.u32()? != VERSION {
+            return Some(false);
+        }
+        let backend = r.u32()? as usize;
+        r.take(backend)?;
+        let (len, secs, nanos) = (r.u64()?, r.u64()?, r.u32()?);
+        r.u64()?; // the fingerprint: reading the model's tensor table is not worth it here
+        let path_len = r.u32()? as usize;
+        let path = r.take(path_len)?;
+        let path = os_path(path)?;
+        let current = std::fs::metadata(&path)
+            .ok()
+            .and_then(|meta| Some(meta.len() == len && mtime(&meta)? == (secs, nanos)));
+        Some(current.unwrap_or(false))
+    }
+}
+
+/// The path whose encoded bytes are `bytes` (as written by [`Identity::header_prefix`]); `None`
+/// where this platform cannot rebuild it safely.
+fn os_path(bytes: &[u8]) -> Option<PathBuf> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        Some(PathBuf::from(std::ffi::OsStr::from_bytes(bytes)))
+    }
+    #[cfg(not(unix))]
+    {
+        std::str::from_utf8(bytes).ok().map(PathBuf::from)
+    }
+}
+
+/// Little-endian fields read in order from a byte slice.
+struct HeaderReader<'a>(&'a [u8]);
+
+impl<'a> HeaderReader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let (head, tail) = self.0.split_at_checked(n)?;
+        self.0 = tail;
+        Some(head)
+    }
+    fn u32(&mut self) -> Option<u32> {
+        Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
+    }
+    fn u64(&mut self) -> Option<u64> {
+        Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
+    }
+}
+
+/// Removes the cache files in `dir` other than `keep` that can never be read again: of another
+/// format version, or for a model file that is gone or has changed (by length and modification
+/// time). Files that are not cache files (by extension and magic) are left alone, and so is
+/// anything that cannot be read; errors are ignored. A process that has a removed file mapped
+/// keeps its mapping.
+fn remove_stale(dir: &Path, keep: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for path in entries.filter_map(|e| Some(e.ok()?.path())) {
+        if path == keep || path.extension().is_none_or(|e| e != "pack") {
+            continue;
+        }
+        let mut head = Vec::with_capacity(PAGE);
+        let read = File::open(&path).and_then(|f| f.take(PAGE as u64).read_to_end(&mut head));
+        if read.is_ok() && Identity::header_is_current(&head) == Some(false) {
+            let _ = std::fs::remove_file(&path);
+        }
     }
 }
 
@@ -184,7 +274,8 @@ pub(crate) fn read(
 }
 
 /// Writes `matrices` as the cache file `path` for `id`: to a temporary file in the same
-/// directory, renamed into place when complete. Errors leave no file behind.
+/// directory, renamed into place when complete; then removes the directory's stale cache files
+/// ([`remove_stale`]). Errors leave no file behind.
 pub(crate) fn write(path: &Path, id: &Identity, matrices: &[&PackedQ8_0]) -> std::io::Result<()> {
     let entries: Vec<(usize, usize, usize)> = matrices
         .iter()
@@ -221,8 +312,15 @@ pub(crate) fn write(path: &Path, id: &Identity, matrices: &[&PackedQ8_0]) -> std
         f.into_inner().map_err(|e| e.into_error())?.sync_all()?;
         std::fs::rename(&tmp, path)
     })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+    match &result {
+        Ok(()) => {
+            if let Some(dir) = path.parent() {
+                remove_stale(dir, path);
+            }
+        }
+        Err(_) => {
+            let _ = std::fs::remove_file(&tmp);
+        }
     }
     result
 }

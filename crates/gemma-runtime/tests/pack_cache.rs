@@ -159,3 +159,76 @@ fn concurrent_writers_leave_one_whole_cache_file() {
     );
     std::fs::remove_dir_all(&dir).expect("cleans up");
 }
+
+/// Opens `model` with `cache` as the pack cache directory (packing and writing the cache file if
+/// it has none).
+fn open_cached(model: &Path, cache: &Path) {
+    open(
+        model,
+        &RuntimeOptions {
+            precision: Precision::Mixed,
+            pack_cache_dir: Some(cache.to_owned()),
+        },
+    )
+    .expect("opens");
+}
+
+/// The names of the files in `dir`, sorted.
+fn names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .expect("dir exists")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Writing a cache file removes the cache files that can never be read again — of an older
+/// format, or of a model file that is gone — and leaves everything else alone.
+#[test]
+fn writing_a_cache_file_removes_stale_ones() {
+    let root = std::env::temp_dir().join(format!("ggufembed-pack-stale-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let (cache, models) = (root.join("cache"), root.join("models"));
+    std::fs::create_dir_all(&cache).expect("creates");
+    std::fs::create_dir_all(&models).expect("creates");
+    if !q8_kernels::kernels().is_ok_and(|k| k.supports_packed_q8_0()) {
+        return; // nothing is packed, so nothing is cached (see the first test)
+    }
+    // A cache file of an older format version, and a file that is no cache file at all.
+    let mut old = b"ggufembed-pack\0\0".to_vec();
+    old.extend_from_slice(&1u32.to_le_bytes());
+    old.resize(4096, 0);
+    std::fs::write(cache.join("old-avx512vnni-0000000000000000.pack"), &old).expect("writes");
+    std::fs::write(cache.join("notes.pack"), "not a cache file").expect("writes");
+
+    // The model under a second name (a hard link, or a copy across file systems), cached, then
+    // deleted.
+    let original = model_path("q8_0");
+    let second = models.join("second-name.gguf");
+    if std::fs::hard_link(&original, &second).is_err() {
+        std::fs::copy(&original, &second).expect("copies the model");
+    }
+    open_cached(&second, &cache);
+    let second_cache = cache_files(&cache, "second-name-");
+    assert_eq!(second_cache.len(), 1, "{:?}", names(&cache));
+    std::fs::remove_file(&second).expect("removes");
+
+    // Caching the model under its own name writes a new file and removes both stale ones.
+    open_cached(&original, &cache);
+    let stem = original.file_stem().expect("stem").to_string_lossy().into_owned();
+    let fresh = cache_files(&cache, &format!("{stem}-"));
+    assert_eq!(fresh.len(), 1, "{:?}", names(&cache));
+    let mut want = vec!["notes.pack".to_owned(), fresh[0].clone()];
+    want.sort();
+    assert_eq!(names(&cache), want);
+    std::fs::remove_dir_all(&root).expect("cleans up");
+}
+
+/// The names in `dir` that start with `prefix` and end in `.pack`.
+fn cache_files(dir: &Path, prefix: &str) -> Vec<String> {
+    names(dir)
+        .into_iter()
+        .filter(|n| n.starts_with(prefix) && n.ends_with(".pack"))
+        .collect()
+}

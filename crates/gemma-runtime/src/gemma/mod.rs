@@ -330,7 +330,7 @@ impl GemmaModel {
         let pack = opts.precision != Precision::F32 && kern.supports_packed_q8_0();
         let cache = match (&opts.pack_cache_dir, pack) {
             (Some(dir), true) => pack_cache::Identity::of(path, &file, kern.backend())
-                .map(|id| (id.path_in(dir, path), id)),
+                .map(|id| (id.path_in(dir), id)),
             _ => None,
         };
         let (tokenizer, packed) = rayon::join(
