@@ -216,7 +216,11 @@ fn writing_a_cache_file_removes_stale_ones() {
 
     // Caching the model under its own name writes a new file and removes both stale ones.
     open_cached(&original, &cache);
-    let stem = original.file_stem().expect("stem").to_string_lossy().into_owned();
+    let stem = original
+        .file_stem()
+        .expect("stem")
+        .to_string_lossy()
+        .into_owned();
     let fresh = cache_files(&cache, &format!("{stem}-"));
     assert_eq!(fresh.len(), 1, "{:?}", names(&cache));
     let mut want = vec!["notes.pack".to_owned(), fresh[0].clone()];

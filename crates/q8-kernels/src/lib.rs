@@ -1033,12 +1033,18 @@ impl Kernels {
         if row == 0 || shape.seq_len == 0 {
             return;
         }
+        // The AVX-512 f32 path reads the keys transposed, made once here for every block.
+        #[cfg(target_arch = "x86_64")]
+        let key_panels = match self.imp {
+            Imp::Avx512Vnni(t) => t.key_panels(k, shape),
+            _ => Vec::new(),
+        };
         let block = |(bi, ob): (usize, &mut [f32])| {
             let q0 = bi * QUERY_BLOCK;
             let queries = q0..q0 + ob.len() / row;
             #[cfg(target_arch = "x86_64")]
             if let Imp::Avx512Vnni(t) = self.imp {
-                t.attention_block(q, k, v, shape, queries, ob);
+                t.attention_block(q, k, v, shape, queries, &key_panels, ob);
                 return;
             }
             let mut scores = Vec::new();

@@ -484,9 +484,10 @@ impl Avx512Vnni {
     /// positions' output rows (`queries.len() × n_heads × head_dim`). Shapes are checked.
     ///
     /// Per KV head, the queries of all heads sharing it are gathered into one matrix, the
-    /// scores against the union of their key windows are one f32 GEMM tile pass (each key
-    /// loaded once per 4 query rows), each row is masked to its own window and softmaxed, and
-    /// `P·V` runs in 4-row × 64-value register tiles.
+    /// scores against the union of their key windows are computed from the transposed keys
+    /// (`key_panels`, made once per call of the dispatcher by [`Avx512Vnni::key_panels`]) in
+    /// 8-row × 32-key register tiles, each row is masked to its own window and softmaxed, and
+    /// `P·V` runs in 4-row × 64-value register tiles. `key_panels` is empty on the bf16 path.
     pub(crate) fn attention_block(
         self,
         q: &[f32],
@@ -494,10 +495,11 @@ impl Avx512Vnni {
         v: &[f32],
         shape: &AttentionShape,
         queries: Range<usize>,
+        key_panels: &[f32],
         out_block: &mut [f32],
     ) {
         let d = shape.head_dim;
-        if shape.bf16 && self.bf16 && d.is_multiple_of(32) {
+        if self.uses_bf16_attention(shape) {
             return self.attention_block_bf16(q, k, v, shape, queries, out_block);
         }
         let group = shape.n_heads / shape.n_kv_heads;
@@ -518,14 +520,10 @@ impl Avx512Vnni {
                 let h = kvh * group + g;
                 qr.copy_from_slice(&q[qi * q_stride + h * d..qi * q_stride + (h + 1) * d]);
             }
-            {
-                let mut outs: Vec<&mut [f32]> = s.chunks_exact_mut(nk).collect();
-                let keys = FloatRows {
-                    w: &k[kvh * d..],
-                    stride: kv_stride,
-                };
-                self.matmul_rows16(&keys, d, k0..k1, &qbuf, &mut outs);
-            }
+            let panels = &key_panels[kvh * d * shape.seq_len.next_multiple_of(16)..];
+            // SAFETY: `self` proves AVX-512 F; `qbuf` is rows × d, `s` rows × nk, and `panels`
+            // holds this KV head's key panels (made by `key_panels` for this shape).
+            unsafe { scores(&qbuf, rows, d, panels, k0..k1, &mut s) };
             for (ri, row) in s.chunks_exact_mut(nk).enumerate() {
                 let kr = shape.key_range(queries.start + ri / group);
                 let (a, b) = (kr.start - k0, kr.end - k0);
@@ -569,6 +567,165 @@ impl Avx512Vnni {
                 }
                 r0 += nr;
             }
+        }
+    }
+}
+
+impl Avx512Vnni {
+    /// Whether [`Avx512Vnni::attention_block`] takes the bf16 path for `shape`.
+    pub(crate) fn uses_bf16_attention(self, shape: &AttentionShape) -> bool {
+        shape.bf16 && self.bf16 && shape.head_dim.is_multiple_of(32)
+    }
+
+    /// The keys `k` (`seq_len × n_kv_heads × head_dim`) transposed for [`scores`]: per KV head,
+    /// panels of [`PANEL`] keys, each `head_dim × PANEL` (value `c` of the panel's keys is 16
+    /// consecutive floats); keys past the end are zero. Index of key `j`, value `c` of head
+    /// `h`: `((h·panels + j/16)·head_dim + c)·16 + j%16`. Empty where the bf16 path runs.
+    pub(crate) fn key_panels(self, k: &[f32], shape: &AttentionShape) -> Vec<f32> {
+        if self.uses_bf16_attention(shape) {
+            return Vec::new();
+        }
+        let (d, n) = (shape.head_dim, shape.seq_len);
+        let per_head = d * n.next_multiple_of(PANEL);
+        let mut out = vec![0.0f32; shape.n_kv_heads * per_head];
+        for (h, head) in out.chunks_exact_mut(per_head).enumerate() {
+            for (j, key) in k
+                .chunks_exact(d)
+                .skip(h)
+                .step_by(shape.n_kv_heads)
+                .enumerate()
+            {
+                let panel = &mut head[(j / PANEL) * d * PANEL..][..d * PANEL];
+                for (c, &x) in key.iter().enumerate() {
+                    panel[c * PANEL + j % PANEL] = x;
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Keys per panel of [`Avx512Vnni::key_panels`] (one zmm of f32).
+const PANEL: usize = 16;
+/// Query rows per score tile.
+const SCORE_ROWS: usize = 8;
+
+/// `s[r·nk + j − keys.start] = Σ_c q[r·d + c] · K[j][c]` for rows `r < rows` and keys
+/// `j ∈ keys` (`nk = keys.len()`), summed in order of `c` (so the result does not depend on
+/// the tiling); `panels` are one KV head's key panels ([`Avx512Vnni::key_panels`]).
+///
+/// # Safety
+/// AVX-512 F must be available; `q` holds `rows × d` values, `s` holds `rows × nk`, and
+/// `panels` holds the panels of every key in `keys`.
+#[target_feature(enable = "avx512f")]
+unsafe fn scores(
+    q: &[f32],
+    rows: usize,
+    d: usize,
+    panels: &[f32],
+    keys: Range<usize>,
+    s: &mut [f32],
+) {
+    let nk = keys.len();
+    if nk == 0 {
+        return;
+    }
+    debug_assert!(q.len() >= rows * d && s.len() >= rows * nk);
+    debug_assert!(panels.len() >= keys.end.div_ceil(PANEL) * PANEL * d);
+    // The lanes of panel `p` whose keys are in `keys`.
+    let lanes = |p: usize| -> __mmask16 {
+        let first = keys.start.saturating_sub(p * PANEL).min(PANEL);
+        let end = keys.end.saturating_sub(p * PANEL).min(PANEL);
+        mask(end) & !mask(first)
+    };
+    let (p0, p1) = (keys.start / PANEL, keys.end.div_ceil(PANEL));
+    let mut r0 = 0;
+    while r0 < rows {
+        let nr = (rows - r0).min(SCORE_ROWS);
+        let mut p = p0;
+        while p < p1 {
+            let np = (p1 - p).min(2);
+            let m = [lanes(p), if np == 2 { lanes(p + 1) } else { 0 }];
+            let qp = q[r0 * d..].as_ptr();
+            let kp = panels[p * PANEL * d..].as_ptr();
+            // Where key `p·16` of row `r0` goes; it may lie before `s` (lanes masked off).
+            let out = s
+                .as_mut_ptr()
+                .wrapping_add(r0 * nk)
+                .wrapping_sub(keys.start)
+                .wrapping_add(p * PANEL);
+            // SAFETY: rows r0..r0+nr of q and panels p..p+np exist (this function's contract);
+            // every stored lane is a key of `keys` in one of those rows of `s`.
+            unsafe {
+                match (nr, np) {
+                    (8, 2) => score_tile::<8, 2>(qp, d, kp, out, nk, m),
+                    (8, _) => score_tile::<8, 1>(qp, d, kp, out, nk, m),
+                    (_, 2) => score_rows::<2>(nr, qp, d, kp, out, nk, m),
+                    _ => score_rows::<1>(nr, qp, d, kp, out, nk, m),
+                }
+            }
+            p += np;
+        }
+        r0 += nr;
+    }
+}
+
+/// [`score_tile`] for fewer than [`SCORE_ROWS`] rows, one at a time.
+///
+/// # Safety
+/// As [`score_tile`] with `nr` rows.
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn score_rows<const V: usize>(
+    nr: usize,
+    q: *const f32,
+    d: usize,
+    panels: *const f32,
+    out: *mut f32,
+    nk: usize,
+    m: [__mmask16; 2],
+) {
+    for r in 0..nr {
+        // SAFETY: row r exists (this function's contract).
+        unsafe { score_tile::<1, V>(q.add(r * d), d, panels, out.wrapping_add(r * nk), nk, m) };
+    }
+}
+
+/// Scores of `R` query rows (`q`, stride `d`) against the keys of `V` consecutive panels
+/// (`panels`, `V·d·16` floats): lane `l` of panel `v` goes to `out[r·nk + 16v + l]` where
+/// `m[v]` has lane `l` set.
+///
+/// # Safety
+/// AVX-512 F must be available; `q` holds `R × d` values and `panels` `V` panels; every
+/// position written (a set lane of `m`) is inside the caller's score buffer.
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn score_tile<const R: usize, const V: usize>(
+    q: *const f32,
+    d: usize,
+    panels: *const f32,
+    out: *mut f32,
+    nk: usize,
+    m: [__mmask16; 2],
+) {
+    let mut acc = [[_mm512_setzero_ps(); V]; R];
+    for c in 0..d {
+        // SAFETY: value c of every panel and of every row exists (this function's contract).
+        unsafe {
+            let kv: [__m512; V] =
+                core::array::from_fn(|v| _mm512_loadu_ps(panels.add((v * d + c) * PANEL)));
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let qb = _mm512_set1_ps(*q.add(r * d + c));
+                for (a, &k) in acc.iter_mut().zip(&kv) {
+                    *a = _mm512_fmadd_ps(qb, k, *a);
+                }
+            }
+        }
+    }
+    for (r, acc) in acc.iter().enumerate() {
+        for (v, &a) in acc.iter().enumerate() {
+            // SAFETY: only lanes set in m[v] are written, and they are in the score buffer.
+            unsafe { _mm512_mask_storeu_ps(out.wrapping_add(r * nk + v * PANEL), m[v], a) };
         }
     }
 }
