@@ -1035,16 +1035,16 @@ impl Kernels {
         }
         // The AVX-512 f32 path reads the keys transposed, made once here for every block.
         #[cfg(target_arch = "x86_64")]
-        let key_panels = match self.imp {
-            Imp::Avx512Vnni(t) => t.key_panels(k, shape),
-            _ => Vec::new(),
+        let keys = match self.imp {
+            Imp::Avx512Vnni(t) => Some(t.keys(k, shape)),
+            _ => None,
         };
         let block = |(bi, ob): (usize, &mut [f32])| {
             let q0 = bi * QUERY_BLOCK;
             let queries = q0..q0 + ob.len() / row;
             #[cfg(target_arch = "x86_64")]
-            if let Imp::Avx512Vnni(t) = self.imp {
-                t.attention_block(q, k, v, shape, queries, &key_panels, ob);
+            if let (Imp::Avx512Vnni(t), Some(keys)) = (self.imp, &keys) {
+                t.attention_block(q, keys, v, shape, queries, ob);
                 return;
             }
             let mut scores = Vec::new();

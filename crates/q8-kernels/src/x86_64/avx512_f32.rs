@@ -485,22 +485,21 @@ impl Avx512Vnni {
     ///
     /// Per KV head, the queries of all heads sharing it are gathered into one matrix, the
     /// scores against the union of their key windows are computed from the transposed keys
-    /// (`key_panels`, made once per call of the dispatcher by [`Avx512Vnni::key_panels`]) in
+    /// (`keys.panels`, made once per call of the dispatcher by [`Avx512Vnni::keys`]) in
     /// 8-row × 32-key register tiles, each row is masked to its own window and softmaxed, and
-    /// `P·V` runs in 4-row × 64-value register tiles. `key_panels` is empty on the bf16 path.
+    /// `P·V` runs in 4-row × 64-value register tiles.
     pub(crate) fn attention_block(
         self,
         q: &[f32],
-        k: &[f32],
+        keys: &Keys<'_>,
         v: &[f32],
         shape: &AttentionShape,
         queries: Range<usize>,
-        key_panels: &[f32],
         out_block: &mut [f32],
     ) {
         let d = shape.head_dim;
         if self.uses_bf16_attention(shape) {
-            return self.attention_block_bf16(q, k, v, shape, queries, out_block);
+            return self.attention_block_bf16(q, keys.rows, v, shape, queries, out_block);
         }
         let group = shape.n_heads / shape.n_kv_heads;
         let q_stride = shape.n_heads * d;
@@ -520,9 +519,9 @@ impl Avx512Vnni {
                 let h = kvh * group + g;
                 qr.copy_from_slice(&q[qi * q_stride + h * d..qi * q_stride + (h + 1) * d]);
             }
-            let panels = &key_panels[kvh * d * shape.seq_len.next_multiple_of(16)..];
+            let panels = &keys.panels[kvh * d * shape.seq_len.next_multiple_of(PANEL)..];
             // SAFETY: `self` proves AVX-512 F; `qbuf` is rows × d, `s` rows × nk, and `panels`
-            // holds this KV head's key panels (made by `key_panels` for this shape).
+            // holds this KV head's key panels (made by `keys` for this shape).
             unsafe { scores(&qbuf, rows, d, panels, k0..k1, &mut s) };
             for (ri, row) in s.chunks_exact_mut(nk).enumerate() {
                 let kr = shape.key_range(queries.start + ri / group);
@@ -577,42 +576,55 @@ impl Avx512Vnni {
         shape.bf16 && self.bf16 && shape.head_dim.is_multiple_of(32)
     }
 
-    /// The keys `k` (`seq_len × n_kv_heads × head_dim`) transposed for [`scores`]: per KV head,
-    /// panels of [`PANEL`] keys, each `head_dim × PANEL` (value `c` of the panel's keys is 16
-    /// consecutive floats); keys past the end are zero. Index of key `j`, value `c` of head
-    /// `h`: `((h·panels + j/16)·head_dim + c)·16 + j%16`. Empty where the bf16 path runs.
-    pub(crate) fn key_panels(self, k: &[f32], shape: &AttentionShape) -> Vec<f32> {
-        if self.uses_bf16_attention(shape) {
-            return Vec::new();
-        }
-        let (d, n) = (shape.head_dim, shape.seq_len);
-        let per_head = d * n.next_multiple_of(PANEL);
-        let mut out = vec![0.0f32; shape.n_kv_heads * per_head];
-        for (h, head) in out.chunks_exact_mut(per_head).enumerate() {
-            for (j, key) in k
-                .chunks_exact(d)
-                .skip(h)
-                .step_by(shape.n_kv_heads)
-                .enumerate()
-            {
-                let panel = &mut head[(j / PANEL) * d * PANEL..][..d * PANEL];
-                for (c, &x) in key.iter().enumerate() {
-                    panel[c * PANEL + j % PANEL] = x;
-                }
-            }
-        }
-        out
+    /// The keys `k` (`seq_len × n_kv_heads × head_dim`) of one attention call, with their
+    /// panels for the f32 path (see [`Keys`]).
+    pub(crate) fn keys<'a>(self, k: &'a [f32], shape: &AttentionShape) -> Keys<'a> {
+        let panels = if self.uses_bf16_attention(shape) {
+            Vec::new()
+        } else {
+            key_panels(k, shape)
+        };
+        Keys { rows: k, panels }
     }
 }
 
-/// Keys per panel of [`Avx512Vnni::key_panels`] (one zmm of f32).
+/// The keys of one attention call, as given (`seq_len × n_kv_heads × head_dim`) and, for the
+/// f32 path, transposed for [`scores`] (empty on the bf16 path): per KV head, panels of
+/// [`PANEL`] keys, each `head_dim × PANEL` (value `c` of the panel's keys is 16 consecutive
+/// floats), keys past the end zero. Key `j`, value `c` of KV head `h` is at
+/// `((h·panels + j/16)·head_dim + c)·16 + j%16`.
+pub(crate) struct Keys<'a> {
+    /// The keys as given.
+    pub(crate) rows: &'a [f32],
+    /// The transposed keys.
+    panels: Vec<f32>,
+}
+
+/// The panels of [`Keys`] for the keys `k`.
+fn key_panels(k: &[f32], shape: &AttentionShape) -> Vec<f32> {
+    let (d, n) = (shape.head_dim, shape.seq_len);
+    let per_head = d * n.next_multiple_of(PANEL);
+    let mut out = vec![0.0f32; shape.n_kv_heads * per_head];
+    for (h, head) in out.chunks_exact_mut(per_head).enumerate() {
+        let head_keys = k.chunks_exact(d).skip(h).step_by(shape.n_kv_heads);
+        for (j, key) in head_keys.enumerate() {
+            let panel = &mut head[(j / PANEL) * d * PANEL..][..d * PANEL];
+            for (c, &x) in key.iter().enumerate() {
+                panel[c * PANEL + j % PANEL] = x;
+            }
+        }
+    }
+    out
+}
+
+/// Keys per panel of [`Keys`] (one zmm of f32).
 const PANEL: usize = 16;
 /// Query rows per score tile.
 const SCORE_ROWS: usize = 8;
 
 /// `s[r·nk + j − keys.start] = Σ_c q[r·d + c] · K[j][c]` for rows `r < rows` and keys
 /// `j ∈ keys` (`nk = keys.len()`), summed in order of `c` (so the result does not depend on
-/// the tiling); `panels` are one KV head's key panels ([`Avx512Vnni::key_panels`]).
+/// the tiling); `panels` are one KV head's key panels ([`Keys`]).
 ///
 /// # Safety
 /// AVX-512 F must be available; `q` holds `rows × d` values, `s` holds `rows × nk`, and
