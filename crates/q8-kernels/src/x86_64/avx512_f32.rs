@@ -667,39 +667,26 @@ unsafe fn scores(
                 .wrapping_sub(keys.start)
                 .wrapping_add(p * PANEL);
             // SAFETY: rows r0..r0+nr of q and panels p..p+np exist (this function's contract);
-            // every stored lane is a key of `keys` in one of those rows of `s`.
+            // every stored lane is a key of `keys` in one of those rows of `s`. Fewer than
+            // SCORE_ROWS rows (the last tile) go one at a time.
             unsafe {
                 match (nr, np) {
-                    (8, 2) => score_tile::<8, 2>(qp, d, kp, out, nk, m),
-                    (8, _) => score_tile::<8, 1>(qp, d, kp, out, nk, m),
-                    (_, 2) => score_rows::<2>(nr, qp, d, kp, out, nk, m),
-                    _ => score_rows::<1>(nr, qp, d, kp, out, nk, m),
+                    (SCORE_ROWS, 2) => score_tile::<SCORE_ROWS, 2>(qp, d, kp, out, nk, m),
+                    (SCORE_ROWS, _) => score_tile::<SCORE_ROWS, 1>(qp, d, kp, out, nk, m),
+                    _ => {
+                        for r in 0..nr {
+                            let (qr, or) = (qp.add(r * d), out.wrapping_add(r * nk));
+                            match np {
+                                2 => score_tile::<1, 2>(qr, d, kp, or, nk, m),
+                                _ => score_tile::<1, 1>(qr, d, kp, or, nk, m),
+                            }
+                        }
+                    }
                 }
             }
             p += np;
         }
         r0 += nr;
-    }
-}
-
-/// [`score_tile`] for fewer than [`SCORE_ROWS`] rows, one at a time.
-///
-/// # Safety
-/// As [`score_tile`] with `nr` rows.
-#[inline]
-#[target_feature(enable = "avx512f")]
-unsafe fn score_rows<const V: usize>(
-    nr: usize,
-    q: *const f32,
-    d: usize,
-    panels: *const f32,
-    out: *mut f32,
-    nk: usize,
-    m: [__mmask16; 2],
-) {
-    for r in 0..nr {
-        // SAFETY: row r exists (this function's contract).
-        unsafe { score_tile::<1, V>(q.add(r * d), d, panels, out.wrapping_add(r * nk), nk, m) };
     }
 }
 
