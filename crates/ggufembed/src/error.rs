@@ -67,6 +67,9 @@ pub enum Error {
     /// The thread pool could not be created.
     #[error("cannot start the thread pool: {0}")]
     ThreadPool(#[from] rayon::ThreadPoolBuildError),
+    /// The worker threads for single texts could not be started.
+    #[error("cannot start the worker threads: {0}")]
+    Threads(#[source] std::io::Error),
     /// The runtime returned a batch of the wrong shape (a bug in the runtime).
     #[error("the runtime returned {got} values for a text, expected {expected}")]
     BadOutput {

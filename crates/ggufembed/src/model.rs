@@ -20,7 +20,11 @@ pub use gemma_runtime::EMBEDDINGGEMMA_PROMPTS;
 /// model never uses more cores than it was given, whichever thread calls it.
 pub struct Model {
     inner: Box<dyn EmbeddingModel>,
+    /// Runs batches (one text per thread) and builds.
     pool: rayon::ThreadPool,
+    /// Splits the work of a single text; its helpers stay awake between the text's parallel
+    /// regions (see `q8_kernels::Team`).
+    team: q8_kernels::Team,
     threads: usize,
     path: PathBuf,
     prompts: Vec<(String, String)>,
@@ -52,6 +56,7 @@ impl Model {
             .num_threads(threads)
             .thread_name(|i| format!("ggufembed-{i}"))
             .build()?;
+        let team = q8_kernels::Team::new(threads).map_err(Error::Threads)?;
         let runtime_options = RuntimeOptions {
             precision: options.precision_value(),
             pack_cache_dir: options.pack_cache_dir_value(),
@@ -69,6 +74,7 @@ impl Model {
         Ok(Model {
             inner,
             pool,
+            team,
             threads,
             path: path.to_owned(),
             prompts,
@@ -320,11 +326,14 @@ impl Model {
 
     /// Runs the model on a chunk and post-processes (cut to `dim`, normalise).
     fn run(&self, ids: &[Vec<u32>], dim: usize, normalize: bool) -> Result<Vec<Vec<f32>>> {
-        // One sequence: the runtime splits its work across the pool's threads; several: the
-        // runtime runs whole sequences in parallel. Both give the same bits per sequence.
-        let raw = self.pool.install(|| match ids {
-            [one] => self.inner.embed_ids(one).map(|v| vec![v]),
-            _ => self.inner.embed_batch_ids(ids),
+        // One sequence: the runtime splits its work across the team's threads; several: the
+        // runtime runs short sequences in parallel on the pool and long ones one at a time on
+        // the team. Both give the same bits per sequence.
+        let raw = self.pool.install(|| {
+            self.team.install(|| match ids {
+                [one] => self.inner.embed_ids(one).map(|v| vec![v]),
+                _ => self.inner.embed_batch_ids(ids),
+            })
         })?;
         if raw.len() != ids.len() {
             return Err(Error::BadOutput {

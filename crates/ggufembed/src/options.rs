@@ -22,8 +22,10 @@ pub struct Options {
 }
 
 impl Options {
-    /// Number of worker threads the model's own thread pool uses. `0` (or never calling this)
-    /// means one per available core.
+    /// Number of threads a model works with: its thread pool (texts of a batch in parallel) and
+    /// the team that splits a single text (`q8_kernels::Team`: the calling pool thread plus
+    /// `threads − 1` helpers, which spin briefly between a text's steps and then sleep). `0` (or
+    /// never calling this) means one per available core.
     #[must_use]
     pub fn threads(mut self, threads: usize) -> Self {
         self.threads = (threads > 0).then_some(threads);

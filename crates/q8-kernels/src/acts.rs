@@ -113,8 +113,8 @@ pub(crate) fn quantize_block(x: &[f32], hi: &mut [i8], lo: Option<&mut [i8]>) ->
     d
 }
 
-/// Blocks per task of a parallel quantization: 512 blocks are ~10 µs of work, well above the
-/// cost of handing a task to another thread.
+/// Blocks per task of a parallel quantization at the least: 512 blocks are ~10 µs of work,
+/// well above the cost of handing a task to another thread.
 const BLOCKS_PER_TASK: usize = 512;
 
 /// What quantizing a run of 32-value blocks writes, block `i` at index `i` of each slice. The
@@ -218,22 +218,32 @@ fn grown<T: Copy + Default>(v: &mut Vec<T>, len: usize) -> &mut [T] {
     &mut v[..len]
 }
 
-/// Calls `f(x, out)` on runs of the blocks `x` (with their outputs `out`), on the current rayon
-/// pool if `parallel`. Each block is quantized on its own, so the split changes nothing.
+/// Calls `f(x, out)` on runs of the blocks `x` (with their outputs `out`), in parallel if
+/// `parallel` and there are enough blocks (see [`crate::team::for_each_task`]). Each block is
+/// quantized on its own, so the split changes nothing.
 pub(crate) fn for_block_runs<F>(x: &[[f32; QK8_0]], out: BlockOutputs<'_>, parallel: bool, f: &F)
 where
     F: Fn(&[[f32; QK8_0]], BlockOutputs<'_>) + Sync,
 {
-    if !parallel || x.len() < 2 * BLOCKS_PER_TASK {
+    let runs = if parallel {
+        (x.len() / BLOCKS_PER_TASK).clamp(1, crate::team::current_threads())
+    } else {
+        1
+    };
+    if runs <= 1 {
         return f(x, out);
     }
-    let mid = x.len() / 2;
-    let (x0, x1) = x.split_at(mid);
-    let (o0, o1) = out.split_at(mid);
-    rayon::join(
-        || for_block_runs(x0, o0, parallel, f),
-        || for_block_runs(x1, o1, parallel, f),
-    );
+    let per_run = x.len().div_ceil(runs);
+    let mut pieces = Vec::with_capacity(runs);
+    let (mut xs, mut outs) = (x, out);
+    while xs.len() > per_run {
+        let (x0, x1) = xs.split_at(per_run);
+        let (o0, o1) = outs.split_at(per_run);
+        pieces.push((x0, o0));
+        (xs, outs) = (x1, o1);
+    }
+    pieces.push((xs, outs));
+    crate::team::for_each_task(true, pieces, |(xs, o)| f(xs, o));
 }
 
 /// Quantizes `x` (`tokens × k`) into the portable layout of `out` (`hi`, `lo`, `d` or `f32`),

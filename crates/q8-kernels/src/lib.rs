@@ -47,9 +47,13 @@
 //!
 //! # Threads
 //!
-//! `matmul_*` and [`Kernels::attention`] split their work over the current rayon pool
-//! (install a pool with `ThreadPool::install` to bound it); the `*_single_thread` forms run on
-//! the calling thread, for callers that parallelise over texts.
+//! `matmul_*`, [`Kernels::attention`] and [`Kernels::quantize_activations`] split their work over
+//! the current rayon pool (install a pool with `ThreadPool::install` to bound it), or over a
+//! [`Team`] installed on the calling thread ([`Team::install`]): its helpers stay awake between
+//! the ~120 parallel regions of a short text instead of sleeping and being woken for each (4–7 %
+//! faster at 32–128 tokens on two threads). The work is split into the same tasks either way, so
+//! results are the same. The `*_single_thread` forms run on the calling thread, for callers that
+//! parallelise over texts.
 //!
 //! # Example
 //!
@@ -90,6 +94,7 @@ mod acts;
 mod block;
 mod packed;
 mod scalar;
+mod team;
 #[cfg(target_arch = "x86_64")]
 mod x86_64;
 
@@ -97,11 +102,11 @@ use core::ops::Range;
 use std::sync::OnceLock;
 
 use half::{bf16, f16};
-use rayon::prelude::*;
 
 pub use acts::{ActivationPrecision, QuantizedActivations};
 pub use block::{dequantize_q8_0, quantize_q8_0, BlockQ8_0, QK8_0};
 pub use packed::{PackedQ8_0, PACK_ROWS};
+pub use team::Team;
 
 /// Errors of this crate: shapes and lengths that do not fit, and backends that cannot run.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -1081,15 +1086,9 @@ impl Kernels {
                 }
             }
         };
-        if parallel && rayon::current_num_threads() > 1 {
-            out.par_chunks_mut(QUERY_BLOCK * row)
-                .enumerate()
-                .for_each(block);
-        } else {
-            out.chunks_mut(QUERY_BLOCK * row)
-                .enumerate()
-                .for_each(block);
-        }
+        let blocks: Vec<(usize, &mut [f32])> =
+            out.chunks_mut(QUERY_BLOCK * row).enumerate().collect();
+        team::for_each_task(parallel, blocks, block);
     }
 
     /// `out[j] = mean over rows of x[row*dim + j]`; `x` is `rows × dim` with `dim = out.len()`.
@@ -1322,11 +1321,7 @@ where
     if total == 0 || tokens == 0 {
         return;
     }
-    let threads = if parallel {
-        rayon::current_num_threads()
-    } else {
-        1
-    };
+    let threads = if parallel { team::current_threads() } else { 1 };
     if threads <= 1 || total <= ROW_ALIGN {
         for (i, (&n, y)) in ns.iter().zip(ys).enumerate() {
             if n > 0 {
@@ -1367,7 +1362,5 @@ where
             }
         }
     }
-    parts
-        .into_par_iter()
-        .for_each(|(i, range, mut outs)| f(i, range, &mut outs));
+    team::for_each_task(true, parts, |(i, range, mut outs)| f(i, range, &mut outs));
 }
