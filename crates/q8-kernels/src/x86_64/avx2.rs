@@ -75,27 +75,37 @@ pub(crate) unsafe fn matmul_q8_0_portable(
     acts: &QuantizedActivations,
     out: &mut [&mut [f32]],
 ) {
-    let nb = acts.blocks_per_token();
+    let (nb, k) = (acts.blocks_per_token(), acts.k);
+    let token = |q: &[i8], d: &[f32], t: usize| -> (*const i8, *const f32) {
+        (q[t * k..].as_ptr(), d[t * nb..].as_ptr())
+    };
     match acts.precision {
         Some(ActivationPrecision::Int8) => {
-            // SAFETY: AVX2/FMA/F16C are this function's contract; `w` has n·nb blocks with rows ⊆ 0..n;
-            // `acts.hi`/`acts.d` hold tokens·k values and tokens·nb scales; out[t] has
+            let srcs: Vec<_> = (0..out.len())
+                .map(|t| token(&acts.hi, &acts.d, t))
+                .collect();
+            // SAFETY: AVX2/FMA/F16C are this function's contract; `w` has n·nb blocks with
+            // rows ⊆ 0..n; every source points at a token's k values and nb scales; out[t] has
             // rows.len() values (all checked by the dispatcher).
-            unsafe { gemm(w, nb, rows, &acts.hi, &acts.d, out) }
+            unsafe { gemm(w, nb, rows, &srcs, out) }
         }
         Some(ActivationPrecision::Int8x2) => {
-            // Two passes, high then low part, added like the scalar backend does.
+            // The high and low parts of token t are pseudo-tokens 2t and 2t + 1 of one pass
+            // (one tile holds both, so the weights stream once); their results are added like
+            // the scalar backend adds them.
             let d_lo: Vec<f32> = acts.d.iter().map(|&d| d / LO_DIV).collect();
-            let mut lo: Vec<Vec<f32>> = out.iter().map(|o| vec![0.0; o.len()]).collect();
-            let mut lo_refs: Vec<&mut [f32]> = lo.iter_mut().map(|v| v.as_mut_slice()).collect();
-            // SAFETY: as above; `lo_refs` has the shape of `out`.
-            unsafe {
-                gemm(w, nb, rows.clone(), &acts.hi, &acts.d, out);
-                gemm(w, nb, rows, &acts.lo, &d_lo, &mut lo_refs);
-            }
-            for (o, l) in out.iter_mut().zip(&lo) {
-                for (a, b) in o.iter_mut().zip(l) {
-                    *a += b;
+            let srcs: Vec<_> = (0..out.len())
+                .flat_map(|t| [token(&acts.hi, &acts.d, t), token(&acts.lo, &d_lo, t)])
+                .collect();
+            let n = rows.len();
+            let mut parts = vec![0.0f32; srcs.len() * n];
+            let mut part_refs: Vec<&mut [f32]> = parts.chunks_exact_mut(n).collect();
+            // SAFETY: as above; `part_refs` has one row of rows.len() values per source.
+            unsafe { gemm(w, nb, rows, &srcs, &mut part_refs) };
+            for (o, hl) in out.iter_mut().zip(parts.chunks_exact(2 * n)) {
+                let (hi, lo) = hl.split_at(n);
+                for ((o, h), l) in o.iter_mut().zip(hi).zip(lo) {
+                    *o = h + l;
                 }
             }
         }
@@ -115,23 +125,22 @@ impl crate::scalar::VecOps for Avx2 {
     }
 }
 
-/// The int8 GEMM over `rows` × all tokens with activations `a` (`tokens × k`) and scales `d`
-/// (`tokens × nb`).
+/// The int8 GEMM over `rows` × all (pseudo-)tokens: `srcs[t]` points at token `t`'s `k` int8
+/// activations and `nb` block scales; `out[t]` receives its results.
 ///
 /// # Safety
-/// AVX2, FMA and F16C must be available; `w` has `nb` blocks for every row in `rows`; `a` and
-/// `d` hold `out.len()` tokens; every `out[t]` has `rows.len()` values.
+/// AVX2, FMA and F16C must be available; `w` has `nb` blocks for every row in `rows`; every
+/// source holds `32·nb` values and `nb` scales; `out.len() == srcs.len()` and every `out[t]` has
+/// `rows.len()` values.
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn gemm(
     w: &[BlockQ8_0],
     nb: usize,
     rows: Range<usize>,
-    a: &[i8],
-    d: &[f32],
+    srcs: &[(*const i8, *const f32)],
     out: &mut [&mut [f32]],
 ) {
     let tokens = out.len();
-    let k = nb * QK8_0;
     let last = rows.end - 1;
     let ones = _mm256_set1_epi16(1);
     let mut r0 = rows.start;
@@ -140,16 +149,16 @@ unsafe fn gemm(
             core::array::from_fn(|i| w[(r0 + i).min(last) * nb..].as_ptr());
         let mut t0 = 0;
         while t0 < tokens {
-            let tt = [t0, (t0 + 1).min(tokens - 1)];
+            let src = [srcs[t0], srcs[(t0 + 1).min(tokens - 1)]];
             let mut acc = _mm256_setzero_ps();
             for b in 0..nb {
                 if t0 == 0 {
                     prefetch_next_group(&rp, nb, b);
                 }
-                // SAFETY: rows have nb blocks; tokens tt exist with k values and nb scales.
+                // SAFETY: rows have nb blocks; the sources hold nb blocks of values and scales.
                 unsafe {
                     let av: [__m256i; 2] = core::array::from_fn(|c| {
-                        _mm256_loadu_si256(a.as_ptr().add(tt[c] * k + b * QK8_0).cast())
+                        _mm256_loadu_si256(src[c].0.add(b * QK8_0).cast())
                     });
                     let mut v = [_mm256_setzero_si256(); 8];
                     let mut dw = [0.0f32; 4];
@@ -166,7 +175,7 @@ unsafe fn gemm(
                         ))));
                     }
                     let ints = reduce8(&v);
-                    let (da0, da1) = (d[tt[0] * nb + b], d[tt[1] * nb + b]);
+                    let (da0, da1) = (*src[0].1.add(b), *src[1].1.add(b));
                     let scale = _mm256_setr_ps(
                         dw[0] * da0,
                         dw[0] * da1,
