@@ -19,6 +19,9 @@ pub(crate) trait Rows8: Sync {
     unsafe fn load8(&self, r: usize, j: usize) -> __m256;
     /// Value `j` of row `r`.
     fn get(&self, r: usize, j: usize) -> f32;
+    /// Where value `j` of row `r` is, computed without bounds (the row need not exist): for
+    /// prefetching only.
+    fn addr(&self, r: usize, j: usize) -> *const u8;
 }
 
 /// Row-major float weights, row `r` at `w[r·k..]`.
@@ -88,6 +91,9 @@ impl<T: Load8> Rows8 for FloatRows8<'_, T> {
     fn get(&self, r: usize, j: usize) -> f32 {
         self.w[r * self.k + j].value()
     }
+    fn addr(&self, r: usize, j: usize) -> *const u8 {
+        self.w.as_ptr().wrapping_add(r * self.k + j).cast()
+    }
 }
 
 /// Q8_0 rows, `nb` blocks each.
@@ -117,6 +123,9 @@ impl Rows8 for Q8Rows8<'_> {
     fn get(&self, r: usize, j: usize) -> f32 {
         let blk = &self.w[r * self.nb + j / QK8_0];
         blk.d.to_f32() * f32::from(blk.qs[j % QK8_0])
+    }
+    fn addr(&self, r: usize, j: usize) -> *const u8 {
+        self.w.as_ptr().wrapping_add(r * self.nb + j / QK8_0).cast()
     }
 }
 
@@ -172,6 +181,10 @@ unsafe fn tile8<W: Rows8, const T: usize>(
         let mut acc = [[_mm256_setzero_ps(); T]; 4];
         let mut j = 0;
         while j < k8 {
+            // The next 4 rows stream in while these are used.
+            for i in 0..4 {
+                _mm_prefetch::<_MM_HINT_T1>(w.addr(r0 + 4 + i, j).cast());
+            }
             // SAFETY: rows rr exist, j + 8 <= k; x rows t0..t0+T exist with k values.
             unsafe {
                 let wv: [__m256; 4] = core::array::from_fn(|i| w.load8(rr[i], j));

@@ -22,6 +22,9 @@ pub(crate) trait Rows16: Sync {
     /// # Safety
     /// AVX-512 F/BW/VL and F16C must be available; row `r` must exist and `j + len <= k`.
     unsafe fn load(&self, r: usize, j: usize, len: usize) -> __m512;
+    /// Where value `j` of row `r` is, computed without bounds (the row need not exist): for
+    /// prefetching only.
+    fn addr(&self, r: usize, j: usize) -> *const u8;
 }
 
 /// Row-major float weights: row `r` is `w[r·stride ..][..k]`.
@@ -95,6 +98,9 @@ impl<T: Load16> Rows16 for FloatRows<'_, T> {
         // SAFETY: row r exists and j + len <= k (contract).
         unsafe { T::load16(self.w.as_ptr().add(r * self.stride + j), len) }
     }
+    fn addr(&self, r: usize, j: usize) -> *const u8 {
+        self.w.as_ptr().wrapping_add(r * self.stride + j).cast()
+    }
 }
 
 impl Rows16 for Q8Rows<'_> {
@@ -113,6 +119,9 @@ impl Rows16 for Q8Rows<'_> {
         };
         // d·q is exact in f32 (11-bit × 8-bit mantissas).
         _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q)), d)
+    }
+    fn addr(&self, r: usize, j: usize) -> *const u8 {
+        self.w.as_ptr().wrapping_add(r * self.nb + j / QK8_0).cast()
     }
 }
 
@@ -401,6 +410,10 @@ unsafe fn tile16<W: Rows16, const T: usize>(
         let mut acc = [[_mm512_setzero_ps(); T]; 4];
         let mut j = 0;
         while j < k {
+            // The next 4 rows stream in while these are used.
+            for i in 0..4 {
+                _mm_prefetch::<_MM_HINT_T1>(w.addr(r0 + 4 + i, j).cast());
+            }
             let len = (k - j).min(16);
             // SAFETY: rows rr exist, j + len <= k; x rows t0..t0+T exist with k values.
             unsafe {
