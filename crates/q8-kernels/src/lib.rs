@@ -819,6 +819,8 @@ impl Kernels {
         match self.imp {
             #[cfg(target_arch = "x86_64")]
             Imp::Avx512Vnni(t) => t.geglu(gate, up, out),
+            #[cfg(target_arch = "x86_64")]
+            Imp::Avx2(t) => t.geglu(gate, up, out),
             _ => scalar::geglu(gate, up, out),
         }
         Ok(())
@@ -829,6 +831,8 @@ impl Kernels {
         match self.imp {
             #[cfg(target_arch = "x86_64")]
             Imp::Avx512Vnni(t) => t.softmax(x),
+            #[cfg(target_arch = "x86_64")]
+            Imp::Avx2(t) => t.softmax(x),
             _ => scalar::softmax(x),
         }
     }

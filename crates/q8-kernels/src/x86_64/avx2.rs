@@ -121,7 +121,7 @@ impl crate::scalar::VecOps for Avx2 {
         Avx2::axpy(self, a, x, y)
     }
     fn softmax(self, x: &mut [f32]) {
-        crate::scalar::softmax(x)
+        Avx2::softmax(self, x)
     }
 }
 

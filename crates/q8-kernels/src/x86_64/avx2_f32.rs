@@ -8,7 +8,9 @@ use core::ops::Range;
 use half::{bf16, f16};
 
 use super::avx2::Avx2;
+use super::{EXP_LN2_HI, EXP_LN2_LO, EXP_POLY};
 use crate::block::{BlockQ8_0, QK8_0};
+use crate::scalar::{GELU_COEF_A, SQRT_2_OVER_PI};
 
 /// Weight rows readable 8 values at a time as f32.
 pub(crate) trait Rows8: Sync {
@@ -211,5 +213,118 @@ unsafe fn tile8<W: Rows8, const T: usize>(
             }
         }
         r0 += 4;
+    }
+}
+
+impl Avx2 {
+    /// `out = gelu_tanh(gate) ⊙ up` (equal lengths, checked by the dispatcher).
+    pub(crate) fn geglu(self, gate: &[f32], up: &[f32], out: &mut [f32]) {
+        // SAFETY: `self` proves AVX2 and FMA; `up` and `out` are as long as `gate`.
+        unsafe { geglu_impl(gate, up, out) }
+    }
+
+    /// In-place softmax (max-subtracted).
+    pub(crate) fn softmax(self, x: &mut [f32]) {
+        // SAFETY: `self` proves AVX2 and FMA.
+        unsafe { softmax_impl(x) }
+    }
+}
+
+/// Lanes `< len` set (`len <= 8`), as the mask of `VMASKMOVPS`.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn lanes(len: usize) -> __m256i {
+    let idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    _mm256_cmpgt_epi32(_mm256_set1_epi32(len.min(8) as i32), idx)
+}
+
+/// `exp(x)` to ~2 ulp for `x ∈ [−87, 88]` (the Cephes polynomial of [`EXP_POLY`]); inputs
+/// outside are clamped, so very negative ones give ~1e−38 (for 0) and very positive ones ~2e38
+/// (for ∞), which is what GeGLU and softmax need.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn exp8(x: __m256) -> __m256 {
+    let x = _mm256_max_ps(
+        _mm256_min_ps(x, _mm256_set1_ps(88.0)),
+        _mm256_set1_ps(-87.0),
+    );
+    let n = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(_mm256_mul_ps(
+        x,
+        _mm256_set1_ps(core::f32::consts::LOG2_E),
+    ));
+    let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(EXP_LN2_HI), x);
+    let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(EXP_LN2_LO), r);
+    let mut p = _mm256_set1_ps(EXP_POLY[0]);
+    for c in &EXP_POLY[1..] {
+        p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(*c));
+    }
+    let r2 = _mm256_mul_ps(r, r);
+    let p = _mm256_add_ps(_mm256_fmadd_ps(p, r2, r), _mm256_set1_ps(1.0));
+    // 2ⁿ from its exponent bits (n ∈ [−126, 127] after the clamp).
+    let bits = _mm256_slli_epi32::<23>(_mm256_add_epi32(
+        _mm256_cvtps_epi32(n),
+        _mm256_set1_epi32(127),
+    ));
+    _mm256_mul_ps(p, _mm256_castsi256_ps(bits))
+}
+
+/// # Safety
+/// AVX2 and FMA; `up` and `out` at least as long as `gate`.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn geglu_impl(gate: &[f32], up: &[f32], out: &mut [f32]) {
+    let n = gate.len();
+    let mut j = 0;
+    while j < n {
+        let m = lanes(n - j);
+        // SAFETY: masked lanes are below n (all three slices hold n values).
+        unsafe {
+            let g = _mm256_maskload_ps(gate.as_ptr().add(j), m);
+            let u = _mm256_maskload_ps(up.as_ptr().add(j), m);
+            // gelu(g) = g·sigmoid(2z), z = √(2/π)·(g + 0.044715·g³) = g·(c + c·a·g²).
+            let g2 = _mm256_mul_ps(g, g);
+            let z = _mm256_mul_ps(
+                g,
+                _mm256_fmadd_ps(
+                    _mm256_set1_ps(SQRT_2_OVER_PI * GELU_COEF_A),
+                    g2,
+                    _mm256_set1_ps(SQRT_2_OVER_PI),
+                ),
+            );
+            let e = exp8(_mm256_mul_ps(z, _mm256_set1_ps(-2.0)));
+            let gelu = _mm256_div_ps(g, _mm256_add_ps(_mm256_set1_ps(1.0), e));
+            _mm256_maskstore_ps(out.as_mut_ptr().add(j), m, _mm256_mul_ps(gelu, u));
+        }
+        j += 8;
+    }
+}
+
+/// # Safety
+/// AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn softmax_impl(x: &mut [f32]) {
+    let max = x.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+    if x.is_empty() {
+        return;
+    }
+    let mxv = _mm256_set1_ps(max);
+    let mut sum = _mm256_setzero_ps();
+    let n = x.len();
+    let mut j = 0;
+    while j < n {
+        let m = lanes(n - j);
+        // SAFETY: masked lanes are below n.
+        unsafe {
+            let v = _mm256_maskload_ps(x.as_ptr().add(j), m);
+            let e = _mm256_and_ps(exp8(_mm256_sub_ps(v, mxv)), _mm256_castsi256_ps(m));
+            sum = _mm256_add_ps(sum, e);
+            _mm256_maskstore_ps(x.as_mut_ptr().add(j), m, e);
+        }
+        j += 8;
+    }
+    let s = _mm_add_ps(_mm256_castps256_ps128(sum), _mm256_extractf128_ps::<1>(sum));
+    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    let inv = 1.0 / _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+    for v in x.iter_mut() {
+        *v *= inv;
     }
 }
