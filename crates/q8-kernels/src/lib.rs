@@ -413,6 +413,10 @@ impl Kernels {
             Imp::Avx512Vnni(t) if precision != ActivationPrecision::F32 => {
                 t.quantize(x, k, tokens, precision, out, parallel)
             }
+            #[cfg(target_arch = "x86_64")]
+            Imp::Avx2(t) if precision != ActivationPrecision::F32 => {
+                t.quantize(x, k, tokens, precision, out, parallel)
+            }
             _ => acts::quantize_portable(x, k, tokens, precision, out, parallel),
         }
         out.backend = Some(self.backend());

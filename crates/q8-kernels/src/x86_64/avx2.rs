@@ -12,7 +12,7 @@
 use core::arch::x86_64::*;
 use core::ops::Range;
 
-use crate::acts::{ActivationPrecision, QuantizedActivations, LO_DIV};
+use crate::acts::{for_block_runs, ActivationPrecision, QuantizedActivations, LO_DIV};
 use crate::block::{BlockQ8_0, QK8_0};
 
 /// Proof that the CPU has AVX2, FMA and F16C. Only [`Avx2::detect`] makes one.
@@ -292,5 +292,139 @@ unsafe fn axpy_impl(a: f32, x: &[f32], y: &mut [f32]) {
     }
     for i in j..n {
         y[i] += a * x[i];
+    }
+}
+
+impl Avx2 {
+    /// Quantizes `x` (`tokens × k`) for `Int8`/`Int8x2` into the portable layout, bit-identical
+    /// to the portable quantizer, on the current team or rayon pool if `parallel`. `x.len() ==
+    /// tokens·k`, `k` a non-zero multiple of 32 (checked by the dispatcher).
+    pub(crate) fn quantize(
+        self,
+        x: &[f32],
+        k: usize,
+        tokens: usize,
+        precision: ActivationPrecision,
+        out: &mut QuantizedActivations,
+        parallel: bool,
+    ) {
+        let outputs = out.int8_outputs(k, tokens, precision, false);
+        for_block_runs(x.as_chunks().0, outputs, parallel, &|xs, o| {
+            for (i, xb) in xs.iter().enumerate() {
+                // SAFETY: `self` proves AVX2 and FMA.
+                o.d[i] = unsafe { quantize_block(xb, &mut o.hi[i], o.lo.get_mut(i)) };
+            }
+        });
+    }
+}
+
+/// Rounds half away from zero, like `f32::round`.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn round_away(v: __m256) -> __m256 {
+    let t = _mm256_round_ps::<{ _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC }>(v);
+    // v − t is exact; add ±1 where |v − t| >= 0.5.
+    let frac = _mm256_andnot_ps(_mm256_set1_ps(-0.0), _mm256_sub_ps(v, t));
+    let up = _mm256_cmp_ps::<_CMP_GE_OQ>(frac, _mm256_set1_ps(0.5));
+    let one = _mm256_or_ps(_mm256_and_ps(v, _mm256_set1_ps(-0.0)), _mm256_set1_ps(1.0));
+    _mm256_add_ps(t, _mm256_and_ps(up, one))
+}
+
+/// Stores 32 integral f32 values in [−127, 127] (`v[0]` first) as int8.
+///
+/// # Safety
+/// AVX2 must be available.
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn store_i8(v: &[__m256; 4], q: &mut [i8; QK8_0]) {
+    let i: [__m256i; 4] = core::array::from_fn(|j| _mm256_cvtps_epi32(v[j]));
+    // The packs interleave 128-bit lanes: dwords come out as a0 b0 c0 d0 a1 b1 c1 d1 (4 bytes
+    // each); the permutation restores a0 a1 b0 b1 c0 c1 d0 d1.
+    let packed = _mm256_packs_epi16(
+        _mm256_packs_epi32(i[0], i[1]),
+        _mm256_packs_epi32(i[2], i[3]),
+    );
+    let ordered = _mm256_permutevar8x32_epi32(packed, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    // SAFETY: `q` has 32 bytes.
+    unsafe { _mm256_storeu_si256(q.as_mut_ptr().cast(), ordered) };
+}
+
+/// Quantizes one block like `acts::quantize_block` (bit-identical): the high part into `hi` and,
+/// if given, the low part into `lo`. Returns the block scale `d`.
+///
+/// # Safety
+/// AVX2 and FMA must be available.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn quantize_block(
+    x: &[f32; QK8_0],
+    hi: &mut [i8; QK8_0],
+    lo: Option<&mut [i8; QK8_0]>,
+) -> f32 {
+    // SAFETY: x has 32 f32s.
+    let v: [__m256; 4] =
+        core::array::from_fn(|j| unsafe { _mm256_loadu_ps(x.as_ptr().add(8 * j)) });
+    let abs = |a: __m256| _mm256_andnot_ps(_mm256_set1_ps(-0.0), a);
+    let m = _mm256_max_ps(
+        _mm256_max_ps(abs(v[0]), abs(v[1])),
+        _mm256_max_ps(abs(v[2]), abs(v[3])),
+    );
+    let m = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps::<1>(m));
+    let m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    let amax = _mm_cvtss_f32(_mm_max_ss(m, _mm_movehdup_ps(m)));
+    let d = amax / 127.0;
+    let id = _mm256_set1_ps(if d == 0.0 { 0.0 } else { 1.0 / d });
+    let (lim_lo, lim_hi) = (_mm256_set1_ps(-127.0), _mm256_set1_ps(127.0));
+    let clamp = |a: __m256| _mm256_min_ps(_mm256_max_ps(a, lim_lo), lim_hi);
+    let s: [__m256; 4] = core::array::from_fn(|j| _mm256_mul_ps(v[j], id));
+    let h: [__m256; 4] = core::array::from_fn(|j| clamp(round_away(s[j])));
+    // SAFETY: AVX2 (this function's contract).
+    unsafe { store_i8(&h, hi) };
+    if let Some(lo) = lo {
+        let scale = _mm256_set1_ps(LO_DIV);
+        let l: [__m256; 4] = core::array::from_fn(|j| {
+            clamp(round_away(_mm256_mul_ps(_mm256_sub_ps(s[j], h[j]), scale)))
+        });
+        // SAFETY: as above.
+        unsafe { store_i8(&l, lo) };
+    }
+    d
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::acts::quantize_portable;
+
+    /// The AVX2 quantizer gives the portable one's bytes and scales, ties included (rounding half
+    /// away from zero in both parts).
+    #[test]
+    fn quantize_matches_portable_including_ties() {
+        let Some(avx2) = Avx2::detect() else {
+            return;
+        };
+        let k = 64;
+        // Block 0: scale 1 (max 127) with halves and quarters (ties in the high and low part);
+        // block 1: zeros; blocks 2-3: pseudo-random values of mixed sizes.
+        let mut x = vec![0.0f32; 2 * k];
+        x[0] = 127.0;
+        for (j, v) in x[1..32].iter_mut().enumerate() {
+            *v = (j as f32 - 15.0) * 0.25 + 0.5 * (j % 3) as f32;
+        }
+        let mut s = 12345u32;
+        for v in &mut x[k..] {
+            s = s.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            *v = ((s >> 8) as f32 / (1 << 24) as f32 - 0.5) * 10.0;
+        }
+        for precision in [ActivationPrecision::Int8, ActivationPrecision::Int8x2] {
+            let (mut ours, mut portable) =
+                (QuantizedActivations::new(), QuantizedActivations::new());
+            avx2.quantize(&x, k, 2, precision, &mut ours, false);
+            quantize_portable(&x, k, 2, precision, &mut portable, false);
+            assert_eq!(ours.hi[..2 * k], portable.hi[..2 * k], "{precision:?} high parts");
+            assert_eq!(ours.d[..4], portable.d[..4], "{precision:?} scales");
+            if precision == ActivationPrecision::Int8x2 {
+                assert_eq!(ours.lo[..2 * k], portable.lo[..2 * k], "low parts");
+            }
+        }
     }
 }
