@@ -17,7 +17,7 @@
 //! | backend | Q8_0 × int8 activations | Q8_0 × f32 activations, float weights | f32 ops |
 //! |---|---|---|---|
 //! | `avx512vnni` | packed weights ([`PackedQ8_0`]): 16 rows × 8 tokens `VPDPBUSD` tiles; unpacked: the AVX2 kernel | 4 × 4 FMA tiles | AVX-512 (attention as tiles; bf16 `VDPBF16PS` tiles with AVX512_BF16, [`AttentionPrecision`]) |
-//! | `avx2` | 4 rows × 2 tokens `VPMADDUBSW` | 4 × 4 FMA tiles (8 wide) | dot/axpy in AVX2, rest scalar |
+//! | `avx2` | 4 rows × 2 tokens `VPMADDUBSW` (both `Int8x2` parts in one pass) | 4 × 4 FMA tiles (8 wide) | dot, axpy, GeGLU, softmax and activation quantization in AVX2, rest scalar |
 //! | `neon`, `neon-dotprod` | 2 × 2, `SMULL`/`SADALP` or `SDOT` | scalar | dot/axpy in NEON, rest scalar |
 //! | `scalar` | plain Rust reference | plain Rust | plain Rust |
 //!
