@@ -420,7 +420,11 @@ mod tests {
                 (QuantizedActivations::new(), QuantizedActivations::new());
             avx2.quantize(&x, k, 2, precision, &mut ours, false);
             quantize_portable(&x, k, 2, precision, &mut portable, false);
-            assert_eq!(ours.hi[..2 * k], portable.hi[..2 * k], "{precision:?} high parts");
+            assert_eq!(
+                ours.hi[..2 * k],
+                portable.hi[..2 * k],
+                "{precision:?} high parts"
+            );
             assert_eq!(ours.d[..4], portable.d[..4], "{precision:?} scales");
             if precision == ActivationPrecision::Int8x2 {
                 assert_eq!(ours.lo[..2 * k], portable.lo[..2 * k], "low parts");
