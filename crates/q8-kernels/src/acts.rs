@@ -270,11 +270,52 @@ pub(crate) fn quantize_portable(
         out.f32.extend_from_slice(x);
         return;
     }
-    let outputs = out.int8_outputs(k, tokens, precision, false);
+    let block = |x: &[f32; QK8_0], hi: &mut [i8; QK8_0], lo: Option<&mut [i8; QK8_0]>| {
+        (quantize_block(x, hi, lo.map(|l| &mut l[..])), 0, 0)
+    };
+    quantize_int8(x, k, tokens, precision, out, parallel, false, &block);
+}
+
+/// One block's quantizer: the high part into `hi`, the low part into `lo` if given; returns
+/// `(d, Σhi, Σlo)` (the sums only where the caller asks for the packed kernels' corrections).
+pub(crate) trait BlockQuantizer:
+    Fn(&[f32; QK8_0], &mut [i8; QK8_0], Option<&mut [i8; QK8_0]>) -> (f32, i32, i32) + Sync
+{
+}
+
+impl<F> BlockQuantizer for F where
+    F: Fn(&[f32; QK8_0], &mut [i8; QK8_0], Option<&mut [i8; QK8_0]>) -> (f32, i32, i32) + Sync
+{
+}
+
+/// Quantizes `x` (`tokens × k`) at `Int8`/`Int8x2` with `block` into `out`, on the current
+/// team or rayon pool if `parallel`; with the packed kernels' corrections (`−128·Σ`) and low-part
+/// scales if `packed_extras`. Lengths are checked by the caller.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn quantize_int8(
+    x: &[f32],
+    k: usize,
+    tokens: usize,
+    precision: ActivationPrecision,
+    out: &mut QuantizedActivations,
+    parallel: bool,
+    packed_extras: bool,
+    block: &impl BlockQuantizer,
+) {
+    let outputs = out.int8_outputs(k, tokens, precision, packed_extras);
     for_block_runs(x.as_chunks().0, outputs, parallel, &|xs, o| {
         for (i, xb) in xs.iter().enumerate() {
-            let lo = o.lo.get_mut(i).map(|l| &mut l[..]);
-            o.d[i] = quantize_block(xb, &mut o.hi[i], lo);
+            let lo = o.lo.get_mut(i);
+            let pair = lo.is_some();
+            let (d, sum_hi, sum_lo) = block(xb, &mut o.hi[i], lo);
+            o.d[i] = d;
+            if packed_extras {
+                o.sums_hi[i] = -128 * sum_hi;
+                if pair {
+                    o.sums_lo[i] = -128 * sum_lo;
+                    o.d_lo[i] = d / LO_DIV;
+                }
+            }
         }
     });
 }

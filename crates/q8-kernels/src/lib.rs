@@ -408,14 +408,19 @@ impl Kernels {
             });
         }
         let tokens = x.len() / k;
+        let int8 = precision != ActivationPrecision::F32;
         match self.imp {
+            // The packed kernel's layout: the portable one plus the block corrections.
             #[cfg(target_arch = "x86_64")]
-            Imp::Avx512Vnni(t) if precision != ActivationPrecision::F32 => {
-                t.quantize(x, k, tokens, precision, out, parallel)
+            Imp::Avx512Vnni(t) if int8 => {
+                let block = |x: &_, hi: &mut _, lo: Option<&mut _>| t.quantize_block(x, hi, lo);
+                acts::quantize_int8(x, k, tokens, precision, out, parallel, true, &block)
             }
             #[cfg(target_arch = "x86_64")]
-            Imp::Avx2(t) if precision != ActivationPrecision::F32 => {
-                t.quantize(x, k, tokens, precision, out, parallel)
+            Imp::Avx2(t) if int8 => {
+                let block =
+                    |x: &_, hi: &mut _, lo: Option<&mut _>| (t.quantize_block(x, hi, lo), 0, 0);
+                acts::quantize_int8(x, k, tokens, precision, out, parallel, false, &block)
             }
             _ => acts::quantize_portable(x, k, tokens, precision, out, parallel),
         }

@@ -12,7 +12,7 @@
 use core::arch::x86_64::*;
 use core::ops::Range;
 
-use crate::acts::{for_block_runs, ActivationPrecision, QuantizedActivations, LO_DIV};
+use crate::acts::{ActivationPrecision, QuantizedActivations, LO_DIV};
 use crate::block::{BlockQ8_0, QK8_0};
 
 /// Proof that the CPU has AVX2, FMA and F16C. Only [`Avx2::detect`] makes one.
@@ -296,25 +296,16 @@ unsafe fn axpy_impl(a: f32, x: &[f32], y: &mut [f32]) {
 }
 
 impl Avx2 {
-    /// Quantizes `x` (`tokens × k`) for `Int8`/`Int8x2` into the portable layout, bit-identical
-    /// to the portable quantizer, on the current team or rayon pool if `parallel`. `x.len() ==
-    /// tokens·k`, `k` a non-zero multiple of 32 (checked by the dispatcher).
-    pub(crate) fn quantize(
+    /// Quantizes one block of activations like the portable quantizer (bit-identical): the high
+    /// part into `hi`, the low part into `lo` if given; returns the scale `d`.
+    pub(crate) fn quantize_block(
         self,
-        x: &[f32],
-        k: usize,
-        tokens: usize,
-        precision: ActivationPrecision,
-        out: &mut QuantizedActivations,
-        parallel: bool,
-    ) {
-        let outputs = out.int8_outputs(k, tokens, precision, false);
-        for_block_runs(x.as_chunks().0, outputs, parallel, &|xs, o| {
-            for (i, xb) in xs.iter().enumerate() {
-                // SAFETY: `self` proves AVX2 and FMA.
-                o.d[i] = unsafe { quantize_block(xb, &mut o.hi[i], o.lo.get_mut(i)) };
-            }
-        });
+        x: &[f32; QK8_0],
+        hi: &mut [i8; QK8_0],
+        lo: Option<&mut [i8; QK8_0]>,
+    ) -> f32 {
+        // SAFETY: `self` proves AVX2 and FMA.
+        unsafe { quantize_block_impl(x, hi, lo) }
     }
 }
 
@@ -355,7 +346,7 @@ unsafe fn store_i8(v: &[__m256; 4], q: &mut [i8; QK8_0]) {
 /// # Safety
 /// AVX2 and FMA must be available.
 #[target_feature(enable = "avx2,fma")]
-unsafe fn quantize_block(
+unsafe fn quantize_block_impl(
     x: &[f32; QK8_0],
     hi: &mut [i8; QK8_0],
     lo: Option<&mut [i8; QK8_0]>,
@@ -393,7 +384,7 @@ unsafe fn quantize_block(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::acts::quantize_portable;
+    use crate::acts::{quantize_int8, quantize_portable};
 
     /// The AVX2 quantizer gives the portable one's bytes and scales, ties included (rounding half
     /// away from zero in both parts).
@@ -418,7 +409,10 @@ mod tests {
         for precision in [ActivationPrecision::Int8, ActivationPrecision::Int8x2] {
             let (mut ours, mut portable) =
                 (QuantizedActivations::new(), QuantizedActivations::new());
-            avx2.quantize(&x, k, 2, precision, &mut ours, false);
+            let block = |x: &[f32; QK8_0], hi: &mut [i8; QK8_0], lo: Option<&mut [i8; QK8_0]>| {
+                (avx2.quantize_block(x, hi, lo), 0, 0)
+            };
+            quantize_int8(&x, k, 2, precision, &mut ours, false, false, &block);
             quantize_portable(&x, k, 2, precision, &mut portable, false);
             assert_eq!(
                 ours.hi[..2 * k],

@@ -24,7 +24,7 @@
 use core::arch::x86_64::*;
 use core::ops::Range;
 
-use crate::acts::{for_block_runs, ActivationPrecision, QuantizedActivations, LO_DIV};
+use crate::acts::{ActivationPrecision, QuantizedActivations, LO_DIV};
 use crate::block::{BlockQ8_0, QK8_0};
 use crate::packed::{PackedQ8_0, GROUP_BLOCK_BYTES, PACK_ROWS};
 
@@ -257,33 +257,16 @@ unsafe fn tile<const T: usize>(
 }
 
 impl Avx512Vnni {
-    /// Quantizes `x` (`tokens × k`) for `Int8`/`Int8x2` into the portable layout plus the block
-    /// corrections of the packed kernel, bit-identical to the portable quantizer.
-    /// `x.len() == tokens·k`, `k` a non-zero multiple of 32 (checked by the dispatcher).
-    pub(crate) fn quantize(
+    /// Quantizes one block of activations like the portable quantizer (bit-identical) and
+    /// returns `(d, Σhi, Σlo)` for the packed kernel's corrections (see `acts::quantize_int8`).
+    pub(crate) fn quantize_block(
         self,
-        x: &[f32],
-        k: usize,
-        tokens: usize,
-        precision: ActivationPrecision,
-        out: &mut QuantizedActivations,
-        parallel: bool,
-    ) {
-        let outputs = out.int8_outputs(k, tokens, precision, true);
-        for_block_runs(x.as_chunks().0, outputs, parallel, &|xs, o| {
-            for (i, xb) in xs.iter().enumerate() {
-                let lo = o.lo.get_mut(i);
-                let pair = lo.is_some();
-                // SAFETY: `self` proves AVX-512 F/BW/VL.
-                let (d, sum_hi, sum_lo) = unsafe { quantize_block32(xb, &mut o.hi[i], lo) };
-                o.d[i] = d;
-                o.sums_hi[i] = -128 * sum_hi;
-                if pair {
-                    o.sums_lo[i] = -128 * sum_lo;
-                    o.d_lo[i] = d / LO_DIV;
-                }
-            }
-        });
+        x: &[f32; QK8_0],
+        hi: &mut [i8; QK8_0],
+        lo: Option<&mut [i8; QK8_0]>,
+    ) -> (f32, i32, i32) {
+        // SAFETY: `self` proves AVX-512 F/BW/VL.
+        unsafe { quantize_block32(x, hi, lo) }
     }
 }
 
