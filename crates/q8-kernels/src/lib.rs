@@ -18,7 +18,7 @@
 //! |---|---|---|---|
 //! | `avx512vnni` | packed weights ([`PackedQ8_0`]): 16 rows × 8 tokens `VPDPBUSD` tiles; unpacked: the AVX2 kernel | 4 × 4 FMA tiles | AVX-512 (attention as tiles; bf16 `VDPBF16PS` tiles with AVX512_BF16, [`AttentionPrecision`]) |
 //! | `avx2` | 4 rows × 2 tokens `VPMADDUBSW` (both `Int8x2` parts in one pass) | 4 × 4 FMA tiles (8 wide) | dot, axpy, GeGLU, softmax and activation quantization in AVX2, rest scalar |
-//! | `neon`, `neon-dotprod` | 2 × 2, `SMULL`/`SADALP` or `SDOT` | scalar | dot/axpy in NEON, rest scalar |
+//! | `neon`, `neon-dotprod` | 2 × 2, `SMULL`/`SADALP` or `SDOT` | scalar | dot, axpy, GeGLU, softmax and activation quantization in NEON, rest scalar |
 //! | `scalar` | plain Rust reference | plain Rust | plain Rust |
 //!
 //! Every SIMD backend's Q8_0 × int8 result is bit-identical to the scalar one for the same
@@ -418,6 +418,18 @@ impl Kernels {
             }
             #[cfg(target_arch = "x86_64")]
             Imp::Avx2(t) if int8 => {
+                let block =
+                    |x: &_, hi: &mut _, lo: Option<&mut _>| (t.quantize_block(x, hi, lo), 0, 0);
+                acts::quantize_int8(x, k, tokens, precision, out, parallel, false, &block)
+            }
+            #[cfg(target_arch = "aarch64")]
+            Imp::Neon(t) if int8 => {
+                let block =
+                    |x: &_, hi: &mut _, lo: Option<&mut _>| (t.quantize_block(x, hi, lo), 0, 0);
+                acts::quantize_int8(x, k, tokens, precision, out, parallel, false, &block)
+            }
+            #[cfg(target_arch = "aarch64")]
+            Imp::NeonDotprod(t) if int8 => {
                 let block =
                     |x: &_, hi: &mut _, lo: Option<&mut _>| (t.quantize_block(x, hi, lo), 0, 0);
                 acts::quantize_int8(x, k, tokens, precision, out, parallel, false, &block)
@@ -830,6 +842,10 @@ impl Kernels {
             Imp::Avx512Vnni(t) => t.geglu(gate, up, out),
             #[cfg(target_arch = "x86_64")]
             Imp::Avx2(t) => t.geglu(gate, up, out),
+            #[cfg(target_arch = "aarch64")]
+            Imp::Neon(t) => t.geglu(gate, up, out),
+            #[cfg(target_arch = "aarch64")]
+            Imp::NeonDotprod(t) => t.geglu(gate, up, out),
             _ => scalar::geglu(gate, up, out),
         }
         Ok(())
@@ -842,6 +858,10 @@ impl Kernels {
             Imp::Avx512Vnni(t) => t.softmax(x),
             #[cfg(target_arch = "x86_64")]
             Imp::Avx2(t) => t.softmax(x),
+            #[cfg(target_arch = "aarch64")]
+            Imp::Neon(t) => t.softmax(x),
+            #[cfg(target_arch = "aarch64")]
+            Imp::NeonDotprod(t) => t.softmax(x),
             _ => scalar::softmax(x),
         }
     }
@@ -1183,11 +1203,14 @@ pub(crate) struct AttentionShape {
     pub(crate) scale: f32,
     pub(crate) window: Option<usize>,
     /// Scores and `P·V` from bf16-rounded operands where the CPU has AVX512_BF16.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     pub(crate) bf16: bool,
 }
 
 impl AttentionShape {
-    /// The first and one-past-last key any query of the non-empty block `queries` sees.
+    /// The first and one-past-last key any query of the non-empty block `queries` sees (the
+    /// block kernels of the x86-64 backends use it).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     pub(crate) fn block_keys(&self, queries: &Range<usize>) -> (usize, usize) {
         (
             self.key_range(queries.start).start,

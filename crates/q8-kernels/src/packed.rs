@@ -306,13 +306,12 @@ where
     })
 }
 
-#[cfg(test)]
+#[cfg(all(test, target_arch = "x86_64"))]
 mod tests {
     use super::*;
 
     /// The AVX-512 group packer writes exactly the portable packer's bytes, for full and
     /// partial groups.
-    #[cfg(target_arch = "x86_64")]
     #[test]
     fn avx512_group_packing_matches_portable() {
         let Some(t) = crate::x86_64::avx512vnni::Avx512Vnni::detect() else {

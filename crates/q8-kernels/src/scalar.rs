@@ -189,6 +189,22 @@ pub(crate) const SQRT_2_OVER_PI: f32 = 0.797_884_6;
 /// The cubic coefficient of the tanh form of GELU.
 pub(crate) const GELU_COEF_A: f32 = 0.044_715;
 
+/// The Cephes `expf` reduction and polynomial shared by the SIMD `exp` of every backend:
+/// `exp(x) = 2ⁿ·p(r)` with `n = round(x·log₂e)`, `r = x − n·ln 2` (ln 2 in two parts for an
+/// exact reduction), `p(r) = 1 + r + r²·(c₀r⁵ + … + c₅)` with these coefficients `c₀ … c₅`.
+pub(crate) const EXP_LN2_HI: f32 = 0.693_359_4;
+/// The low part of ln 2 (see [`EXP_LN2_HI`]).
+pub(crate) const EXP_LN2_LO: f32 = -2.121_944_4e-4;
+/// The polynomial's coefficients, highest power first (see [`EXP_LN2_HI`]).
+pub(crate) const EXP_POLY: [f32; 6] = [
+    1.987_569_1e-4,
+    1.398_2e-3,
+    8.333_452e-3,
+    4.166_579_6e-2,
+    1.666_666_5e-1,
+    0.5,
+];
+
 /// GELU, tanh form (ggml's `gelu`, PyTorch's `gelu(approximate="tanh")`).
 #[inline]
 pub(crate) fn gelu_tanh(x: f32) -> f32 {

@@ -11,6 +11,7 @@ use core::ops::Range;
 
 use crate::acts::{ActivationPrecision, QuantizedActivations, LO_DIV};
 use crate::block::{BlockQ8_0, QK8_0};
+use crate::scalar::{EXP_LN2_HI, EXP_LN2_LO, EXP_POLY, GELU_COEF_A, SQRT_2_OVER_PI};
 
 /// Proof that the CPU has NEON (every aarch64 Linux CPU does). Only [`Neon::detect`] makes one.
 #[derive(Clone, Copy, Debug)]
@@ -265,11 +266,242 @@ macro_rules! vec_ops {
                 unsafe { axpy_impl(a, x, y) }
             }
             fn softmax(self, x: &mut [f32]) {
-                crate::scalar::softmax(x)
+                // SAFETY: the token proves NEON.
+                unsafe { softmax_impl(x) }
+            }
+        }
+
+        impl $t {
+            /// `out = gelu_tanh(gate) ⊙ up` (equal lengths, checked by the dispatcher).
+            pub(crate) fn geglu(self, gate: &[f32], up: &[f32], out: &mut [f32]) {
+                // SAFETY: the token proves NEON; `up` and `out` are as long as `gate`.
+                unsafe { geglu_impl(gate, up, out) }
+            }
+
+            /// In-place softmax (max-subtracted).
+            pub(crate) fn softmax(self, x: &mut [f32]) {
+                // SAFETY: the token proves NEON.
+                unsafe { softmax_impl(x) }
+            }
+
+            /// Quantizes one block of activations like the portable quantizer (bit-identical):
+            /// the high part into `hi`, the low part into `lo` if given; returns the scale `d`.
+            pub(crate) fn quantize_block(
+                self,
+                x: &[f32; QK8_0],
+                hi: &mut [i8; QK8_0],
+                lo: Option<&mut [i8; QK8_0]>,
+            ) -> f32 {
+                // SAFETY: the token proves NEON.
+                unsafe { quantize_block_impl(x, hi, lo) }
             }
         }
     };
 }
 
+/// `exp(x)` to ~2 ulp for `x ∈ [−87, 88]` (the Cephes polynomial of
+/// [`crate::scalar::EXP_POLY`]); inputs outside are clamped, so very negative ones give ~1e−38
+/// (for 0) and very positive ones ~2e38 (for ∞), which is what GeGLU and softmax need.
+#[inline]
+#[target_feature(enable = "neon")]
+fn exp4(x: float32x4_t) -> float32x4_t {
+    let x = vmaxq_f32(vminq_f32(x, vdupq_n_f32(88.0)), vdupq_n_f32(-87.0));
+    let n = vrndnq_f32(vmulq_n_f32(x, core::f32::consts::LOG2_E));
+    let r = vfmsq_f32(x, n, vdupq_n_f32(EXP_LN2_HI));
+    let r = vfmsq_f32(r, n, vdupq_n_f32(EXP_LN2_LO));
+    let mut p = vdupq_n_f32(EXP_POLY[0]);
+    for c in &EXP_POLY[1..] {
+        p = vfmaq_f32(vdupq_n_f32(*c), p, r);
+    }
+    let p = vaddq_f32(vfmaq_f32(r, p, vmulq_f32(r, r)), vdupq_n_f32(1.0));
+    // 2ⁿ from its exponent bits (n ∈ [−126, 127] after the clamp).
+    let bits = vshlq_n_s32::<23>(vaddq_s32(vcvtq_s32_f32(n), vdupq_n_s32(127)));
+    vmulq_f32(p, vreinterpretq_f32_s32(bits))
+}
+
+/// # Safety
+/// NEON; `up` and `out` at least as long as `gate`.
+#[target_feature(enable = "neon")]
+unsafe fn geglu_impl(gate: &[f32], up: &[f32], out: &mut [f32]) {
+    let gelu_up = |g: float32x4_t, u: float32x4_t| {
+        // gelu(g) = g·sigmoid(2z), z = √(2/π)·(g + 0.044715·g³) = g·(c + c·a·g²).
+        let c = vdupq_n_f32(SQRT_2_OVER_PI);
+        let z = vmulq_f32(
+            g,
+            vfmaq_n_f32(c, vmulq_f32(g, g), SQRT_2_OVER_PI * GELU_COEF_A),
+        );
+        let e = exp4(vmulq_n_f32(z, -2.0));
+        vmulq_f32(vdivq_f32(g, vaddq_f32(vdupq_n_f32(1.0), e)), u)
+    };
+    let n = gate.len();
+    let mut j = 0;
+    // SAFETY: every access is below n.
+    unsafe {
+        while j + 4 <= n {
+            let g = vld1q_f32(gate.as_ptr().add(j));
+            let u = vld1q_f32(up.as_ptr().add(j));
+            vst1q_f32(out.as_mut_ptr().add(j), gelu_up(g, u));
+            j += 4;
+        }
+    }
+    if j < n {
+        // The tail through a zero-padded vector, so every value takes the same formula.
+        let (mut g, mut u, mut o) = ([0.0f32; 4], [0.0f32; 4], [0.0f32; 4]);
+        g[..n - j].copy_from_slice(&gate[j..n]);
+        u[..n - j].copy_from_slice(&up[j..n]);
+        // SAFETY: the arrays hold 4 values.
+        unsafe {
+            vst1q_f32(
+                o.as_mut_ptr(),
+                gelu_up(vld1q_f32(g.as_ptr()), vld1q_f32(u.as_ptr())),
+            )
+        };
+        out[j..n].copy_from_slice(&o[..n - j]);
+    }
+}
+
+/// # Safety
+/// NEON.
+#[target_feature(enable = "neon")]
+unsafe fn softmax_impl(x: &mut [f32]) {
+    let max = x.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+    if x.is_empty() {
+        return;
+    }
+    let n = x.len();
+    let mut sum = vdupq_n_f32(0.0);
+    let mut j = 0;
+    // SAFETY: every access is below n.
+    unsafe {
+        while j + 4 <= n {
+            let e = exp4(vsubq_f32(vld1q_f32(x.as_ptr().add(j)), vdupq_n_f32(max)));
+            sum = vaddq_f32(sum, e);
+            vst1q_f32(x.as_mut_ptr().add(j), e);
+            j += 4;
+        }
+    }
+    let mut total = vaddvq_f32(sum);
+    if j < n {
+        let mut t = [f32::NEG_INFINITY; 4];
+        t[..n - j].copy_from_slice(&x[j..n]);
+        let mut e = [0.0f32; 4];
+        // SAFETY: the arrays hold 4 values; padding lanes give exp(−∞ clamped) ≈ 1e−38, dropped.
+        unsafe {
+            vst1q_f32(
+                e.as_mut_ptr(),
+                exp4(vsubq_f32(vld1q_f32(t.as_ptr()), vdupq_n_f32(max))),
+            )
+        };
+        for (v, &e) in x[j..].iter_mut().zip(&e) {
+            *v = e;
+            total += e;
+        }
+    }
+    let inv = 1.0 / total;
+    for v in x.iter_mut() {
+        *v *= inv;
+    }
+}
+
+/// Stores 32 integral f32 values in [−127, 127] (`v[0]` first) as int8.
+///
+/// # Safety
+/// NEON.
+#[inline]
+#[target_feature(enable = "neon")]
+unsafe fn store_i8(v: &[float32x4_t; 8], q: &mut [i8; QK8_0]) {
+    let h: [int16x8_t; 4] = core::array::from_fn(|j| {
+        vcombine_s16(
+            vmovn_s32(vcvtq_s32_f32(v[2 * j])),
+            vmovn_s32(vcvtq_s32_f32(v[2 * j + 1])),
+        )
+    });
+    let b0 = vcombine_s8(vmovn_s16(h[0]), vmovn_s16(h[1]));
+    let b1 = vcombine_s8(vmovn_s16(h[2]), vmovn_s16(h[3]));
+    // SAFETY: `q` has 32 bytes.
+    unsafe {
+        vst1q_s8(q.as_mut_ptr(), b0);
+        vst1q_s8(q.as_mut_ptr().add(16), b1);
+    }
+}
+
+/// Quantizes one block like `acts::quantize_block` (bit-identical: `FRINTA` rounds half away
+/// from zero like `f32::round`). Returns the block scale `d`.
+///
+/// # Safety
+/// NEON.
+#[target_feature(enable = "neon")]
+unsafe fn quantize_block_impl(
+    x: &[f32; QK8_0],
+    hi: &mut [i8; QK8_0],
+    lo: Option<&mut [i8; QK8_0]>,
+) -> f32 {
+    // SAFETY: x has 32 f32s.
+    let v: [float32x4_t; 8] = core::array::from_fn(|j| unsafe { vld1q_f32(x.as_ptr().add(4 * j)) });
+    let m = v
+        .iter()
+        .fold(vdupq_n_f32(0.0), |m, &a| vmaxq_f32(m, vabsq_f32(a)));
+    let d = vmaxvq_f32(m) / 127.0;
+    let id = if d == 0.0 { 0.0 } else { 1.0 / d };
+    let clamp = |a: float32x4_t| vminq_f32(vmaxq_f32(a, vdupq_n_f32(-127.0)), vdupq_n_f32(127.0));
+    let s: [float32x4_t; 8] = core::array::from_fn(|j| vmulq_n_f32(v[j], id));
+    let h: [float32x4_t; 8] = core::array::from_fn(|j| clamp(vrndaq_f32(s[j])));
+    // SAFETY: NEON (this function's contract).
+    unsafe { store_i8(&h, hi) };
+    if let Some(lo) = lo {
+        let l: [float32x4_t; 8] =
+            core::array::from_fn(|j| clamp(vrndaq_f32(vmulq_n_f32(vsubq_f32(s[j], h[j]), LO_DIV))));
+        // SAFETY: as above.
+        unsafe { store_i8(&l, lo) };
+    }
+    d
+}
+
 vec_ops!(Neon);
 vec_ops!(NeonDotprod);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::acts::{quantize_int8, quantize_portable};
+
+    /// The NEON quantizer gives the portable one's bytes and scales, ties included (rounding half
+    /// away from zero in both parts).
+    #[test]
+    fn quantize_matches_portable_including_ties() {
+        let Some(neon) = Neon::detect() else {
+            return;
+        };
+        let k = 64;
+        // Block 0: scale 1 (max 127) with halves and quarters (ties in the high and low part);
+        // block 1: zeros; blocks 2-3: pseudo-random values of mixed sizes.
+        let mut x = vec![0.0f32; 2 * k];
+        x[0] = 127.0;
+        for (j, v) in x[1..32].iter_mut().enumerate() {
+            *v = (j as f32 - 15.0) * 0.25 + 0.5 * (j % 3) as f32;
+        }
+        let mut s = 12345u32;
+        for v in &mut x[k..] {
+            s = s.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            *v = ((s >> 8) as f32 / (1 << 24) as f32 - 0.5) * 10.0;
+        }
+        for precision in [ActivationPrecision::Int8, ActivationPrecision::Int8x2] {
+            let (mut ours, mut portable) =
+                (QuantizedActivations::new(), QuantizedActivations::new());
+            let block = |x: &[f32; QK8_0], hi: &mut [i8; QK8_0], lo: Option<&mut [i8; QK8_0]>| {
+                (neon.quantize_block(x, hi, lo), 0, 0)
+            };
+            quantize_int8(&x, k, 2, precision, &mut ours, false, false, &block);
+            quantize_portable(&x, k, 2, precision, &mut portable, false);
+            assert_eq!(
+                ours.hi[..2 * k],
+                portable.hi[..2 * k],
+                "{precision:?} high parts"
+            );
+            assert_eq!(ours.d[..4], portable.d[..4], "{precision:?} scales");
+            if precision == ActivationPrecision::Int8x2 {
+                assert_eq!(ours.lo[..2 * k], portable.lo[..2 * k], "low parts");
+            }
+        }
+    }
+}

@@ -8,8 +8,8 @@ use core::ops::Range;
 use half::{bf16, f16};
 
 use super::avx2::Avx2;
-use super::{EXP_LN2_HI, EXP_LN2_LO, EXP_POLY};
 use crate::block::{BlockQ8_0, QK8_0};
+use crate::scalar::{EXP_LN2_HI, EXP_LN2_LO, EXP_POLY};
 use crate::scalar::{GELU_COEF_A, SQRT_2_OVER_PI};
 
 /// Weight rows readable 8 values at a time as f32.
