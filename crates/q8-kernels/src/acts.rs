@@ -319,3 +319,37 @@ pub(crate) fn quantize_int8(
         }
     });
 }
+
+/// Asserts that `block` quantizes like the portable quantizer, bytes and scales, on values with
+/// ties in the high and the low part (rounding half away from zero), zeros and mixed sizes. For
+/// the tests of the SIMD block quantizers.
+#[cfg(test)]
+pub(crate) fn assert_matches_portable(block: &impl BlockQuantizer) {
+    let k = 64;
+    // Block 0: scale 1 (max 127) with halves and quarters; block 1: zeros; blocks 2-3:
+    // pseudo-random values of mixed sizes.
+    let mut x = vec![0.0f32; 2 * k];
+    x[0] = 127.0;
+    for (j, v) in x[1..32].iter_mut().enumerate() {
+        *v = (j as f32 - 15.0) * 0.25 + 0.5 * (j % 3) as f32;
+    }
+    let mut s = 12345u32;
+    for v in &mut x[k..] {
+        s = s.wrapping_mul(1_103_515_245).wrapping_add(12345);
+        *v = ((s >> 8) as f32 / (1 << 24) as f32 - 0.5) * 10.0;
+    }
+    for precision in [ActivationPrecision::Int8, ActivationPrecision::Int8x2] {
+        let (mut ours, mut portable) = (QuantizedActivations::new(), QuantizedActivations::new());
+        quantize_int8(&x, k, 2, precision, &mut ours, false, false, block);
+        quantize_portable(&x, k, 2, precision, &mut portable, false);
+        assert_eq!(
+            ours.hi[..2 * k],
+            portable.hi[..2 * k],
+            "{precision:?} high parts"
+        );
+        assert_eq!(ours.d[..4], portable.d[..4], "{precision:?} scales");
+        if precision == ActivationPrecision::Int8x2 {
+            assert_eq!(ours.lo[..2 * k], portable.lo[..2 * k], "low parts");
+        }
+    }
+}
