@@ -13,7 +13,8 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use q8_kernels::{
-    quantize_q8_0, ActivationPrecision, Backend, BlockQ8_0, Kernels, QuantizedActivations,
+    quantize_q8_0, ActivationPrecision, AttentionPrecision, AttentionSpec, Backend, BlockQ8_0,
+    Kernels, QuantizedActivations,
 };
 
 const SHAPES: [(usize, usize); 6] = [
@@ -134,12 +135,19 @@ fn attention(c: &mut Criterion) {
             .measurement_time(Duration::from_secs(1));
         for window in [Some(256), None] {
             let name = format!("{seq}x{nh}x{d}/window-{window:?}");
+            let spec = AttentionSpec {
+                seq_len: seq,
+                n_heads: nh,
+                n_kv_heads: nkv,
+                head_dim: d,
+                scale: 0.0625,
+                window,
+                precision: AttentionPrecision::F32,
+            };
             group.bench_function(name, |b| {
                 b.iter(|| {
-                    kern.attention_single_thread(
-                        &q, &k, &v, seq, nh, nkv, d, 0.0625, window, &mut out,
-                    )
-                    .expect("valid shape")
+                    kern.attention_single_thread(&q, &k, &v, &spec, &mut out)
+                        .expect("valid shape")
                 })
             });
         }

@@ -195,13 +195,39 @@ pub enum KernelError {
     },
 }
 
-/// The operand precision of [`Kernels::attention_with`].
+/// The operand precision of [`Kernels::attention`] ([`AttentionSpec::precision`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum AttentionPrecision {
-    /// f32 throughout, like [`Kernels::attention`].
+    /// f32 throughout.
     F32,
     /// Scores and `P·V` from bf16-rounded operands where the CPU has AVX512_BF16.
     Bf16,
+}
+
+/// The shape of one [`Kernels::attention`] call: `seq_len` positions of `n_heads` query heads
+/// that share `n_kv_heads` key/value heads (query head `h` uses KV head
+/// `h / (n_heads / n_kv_heads)`), `head_dim` values each.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AttentionSpec {
+    /// Positions (tokens).
+    pub seq_len: usize,
+    /// Query heads.
+    pub n_heads: usize,
+    /// Key/value heads (`n_heads` must be a multiple).
+    pub n_kv_heads: usize,
+    /// Values per head.
+    pub head_dim: usize,
+    /// Scores are `scale · q·k`.
+    pub scale: f32,
+    /// Query `i` attends to keys `j` with `|i − j| <= w` for `Some(w)` (keys outside the window
+    /// are never touched), else to all keys.
+    pub window: Option<usize>,
+    /// With [`AttentionPrecision::Bf16`] the scores `q·k` and the products `P·V` are computed from
+    /// operands rounded to bf16 (8-bit mantissas, sums in f32) on CPUs with AVX512_BF16, at twice
+    /// the multiply-adds per instruction of f32 (llama.cpp rounds K and V to f16 the same way);
+    /// elsewhere, and for head dimensions that are not a multiple of 32, exactly like
+    /// [`AttentionPrecision::F32`] ([`Kernels::has_bf16_attention`]).
+    pub precision: AttentionPrecision,
 }
 
 /// `Err(LengthMismatch)` unless `len == expected`.
@@ -941,109 +967,31 @@ impl Kernels {
         check_len("out", out.len(), q_len)
     }
 
-    /// Bidirectional multi-head attention with grouped KV heads.
-    ///
-    /// `q` and `out` are `seq_len × n_heads × head_dim`; `k` and `v` are
-    /// `seq_len × n_kv_heads × head_dim`; query head `h` uses KV head
-    /// `h / (n_heads / n_kv_heads)`. Query `i` attends to keys `j` with `|i − j| <= w` when
-    /// `window` is `Some(w)`, else to all keys (keys outside the window are never touched).
-    /// Scores are `scale · q·k`. Splits query blocks over the current rayon pool.
-    #[allow(clippy::too_many_arguments)]
+    /// Bidirectional multi-head attention with grouped KV heads, shaped by `spec` (see
+    /// [`AttentionSpec`]): `q` and `out` are `seq_len × n_heads × head_dim`, `k` and `v` are
+    /// `seq_len × n_kv_heads × head_dim`. Splits query blocks over the current team or rayon
+    /// pool.
     pub fn attention(
         &self,
         q: &[f32],
         k: &[f32],
         v: &[f32],
-        seq_len: usize,
-        n_heads: usize,
-        n_kv_heads: usize,
-        head_dim: usize,
-        scale: f32,
-        window: Option<usize>,
+        spec: &AttentionSpec,
         out: &mut [f32],
     ) -> Result<(), KernelError> {
-        self.attention_with(
-            q,
-            k,
-            v,
-            seq_len,
-            n_heads,
-            n_kv_heads,
-            head_dim,
-            scale,
-            window,
-            out,
-            AttentionPrecision::F32,
-            true,
-        )
+        self.attention_impl(q, k, v, spec, out, true)
     }
 
     /// [`Kernels::attention`] on the calling thread only.
-    #[allow(clippy::too_many_arguments)]
     pub fn attention_single_thread(
         &self,
         q: &[f32],
         k: &[f32],
         v: &[f32],
-        seq_len: usize,
-        n_heads: usize,
-        n_kv_heads: usize,
-        head_dim: usize,
-        scale: f32,
-        window: Option<usize>,
+        spec: &AttentionSpec,
         out: &mut [f32],
     ) -> Result<(), KernelError> {
-        self.attention_with(
-            q,
-            k,
-            v,
-            seq_len,
-            n_heads,
-            n_kv_heads,
-            head_dim,
-            scale,
-            window,
-            out,
-            AttentionPrecision::F32,
-            false,
-        )
-    }
-
-    /// [`Kernels::attention`] at a chosen [`AttentionPrecision`], on the current rayon pool if
-    /// `parallel` (else on the calling thread). With [`AttentionPrecision::Bf16`] the scores
-    /// `q·k` and the products `P·V` are computed from operands rounded to bf16 (8-bit mantissas,
-    /// sums in f32) on CPUs with AVX512_BF16, at twice the multiply-adds per instruction of f32
-    /// (llama.cpp rounds K and V to f16 the same way); elsewhere, and for head dimensions that
-    /// are not a multiple of 32, exactly like [`Kernels::attention`]
-    /// ([`Kernels::has_bf16_attention`]).
-    #[allow(clippy::too_many_arguments)]
-    pub fn attention_with(
-        &self,
-        q: &[f32],
-        k: &[f32],
-        v: &[f32],
-        seq_len: usize,
-        n_heads: usize,
-        n_kv_heads: usize,
-        head_dim: usize,
-        scale: f32,
-        window: Option<usize>,
-        out: &mut [f32],
-        precision: AttentionPrecision,
-        parallel: bool,
-    ) -> Result<(), KernelError> {
-        let shape = AttentionShape {
-            seq_len,
-            n_heads,
-            n_kv_heads,
-            head_dim,
-            scale,
-            window,
-            bf16: precision == AttentionPrecision::Bf16 && self.has_bf16_attention(),
-        };
-        Self::check_attention(q, k, v, &shape, out)?;
-        self.attention_impl(q, k, v, &shape, out, parallel);
-        Ok(())
+        self.attention_impl(q, k, v, spec, out, false)
     }
 
     /// Whether [`AttentionPrecision::Bf16`] rounds to bf16 here (AVX-512 VNNI backend on a CPU
@@ -1056,20 +1004,31 @@ impl Kernels {
         }
     }
 
-    /// Runs attention over blocks of queries (checked shapes).
+    /// Checks the arguments and runs attention over blocks of queries, on the current team or
+    /// rayon pool if `parallel`.
     fn attention_impl(
         &self,
         q: &[f32],
         k: &[f32],
         v: &[f32],
-        shape: &AttentionShape,
+        spec: &AttentionSpec,
         out: &mut [f32],
         parallel: bool,
-    ) {
+    ) -> Result<(), KernelError> {
         const QUERY_BLOCK: usize = 16;
+        let shape = &AttentionShape {
+            seq_len: spec.seq_len,
+            n_heads: spec.n_heads,
+            n_kv_heads: spec.n_kv_heads,
+            head_dim: spec.head_dim,
+            scale: spec.scale,
+            window: spec.window,
+            bf16: spec.precision == AttentionPrecision::Bf16 && self.has_bf16_attention(),
+        };
+        Self::check_attention(q, k, v, shape, out)?;
         let row = shape.n_heads * shape.head_dim;
         if row == 0 || shape.seq_len == 0 {
-            return;
+            return Ok(());
         }
         // The AVX-512 f32 path reads the keys transposed, made once here for every block.
         #[cfg(target_arch = "x86_64")]
@@ -1122,6 +1081,7 @@ impl Kernels {
         let blocks: Vec<(usize, &mut [f32])> =
             out.chunks_mut(QUERY_BLOCK * row).enumerate().collect();
         team::for_each_task(parallel, blocks, block);
+        Ok(())
     }
 
     /// `out[j] = mean over rows of x[row*dim + j]`; `x` is `rows × dim` with `dim = out.len()`.

@@ -7,7 +7,7 @@
 mod common;
 
 use common::Rng;
-use q8_kernels::{AttentionPrecision, KernelError, Kernels, RopeTable};
+use q8_kernels::{AttentionPrecision, AttentionSpec, KernelError, Kernels, RopeTable};
 
 fn close(a: f32, b: f64, tol: f64) -> bool {
     (f64::from(a) - b).abs() <= tol * (1.0 + b.abs())
@@ -212,18 +212,9 @@ fn rope() {
 /// `scale·q·k` summed in f32 errs by `|Δs| ≤ (d+2)·ε·scale·Σ|q_i k_i|`, which changes each
 /// softmax weight by a factor `exp(±2·max|Δs|)`; the weighted sum of values adds
 /// `(keys + d)·ε` relative to `Σ p_j |v_j|`.
-#[allow(clippy::too_many_arguments)]
-fn attention_f64(
-    q: &[f32],
-    k: &[f32],
-    v: &[f32],
-    seq: usize,
-    nh: usize,
-    nkv: usize,
-    d: usize,
-    scale: f32,
-    window: Option<usize>,
-) -> (Vec<f64>, Vec<f64>) {
+fn attention_f64(q: &[f32], k: &[f32], v: &[f32], spec: &AttentionSpec) -> (Vec<f64>, Vec<f64>) {
+    let (seq, nh, nkv, d) = (spec.seq_len, spec.n_heads, spec.n_kv_heads, spec.head_dim);
+    let (scale, window) = (spec.scale, spec.window);
     let eps = f64::from(f32::EPSILON);
     let mut out = vec![0.0; seq * nh * d];
     let mut bound = vec![0.0; seq * nh * d];
@@ -268,11 +259,44 @@ fn attention_f64(
     (out, bound)
 }
 
+/// The spec of a test case `(seq, nh, nkv, d, window)` with scale `1/√d`.
+fn spec(
+    (seq_len, n_heads, n_kv_heads, head_dim, window): (usize, usize, usize, usize, Option<usize>),
+    precision: AttentionPrecision,
+) -> AttentionSpec {
+    AttentionSpec {
+        seq_len,
+        n_heads,
+        n_kv_heads,
+        head_dim,
+        scale: 1.0 / (head_dim as f32).sqrt(),
+        window,
+        precision,
+    }
+}
+
+/// `kern`'s attention of `spec` over the current rayon pool or on the calling thread.
+fn run_attention(
+    kern: &Kernels,
+    (q, k, v): (&[f32], &[f32], &[f32]),
+    spec: &AttentionSpec,
+    parallel: bool,
+) -> Vec<f32> {
+    let mut out = vec![f32::NAN; spec.seq_len * spec.n_heads * spec.head_dim];
+    if parallel {
+        kern.attention(q, k, v, spec, &mut out)
+    } else {
+        kern.attention_single_thread(q, k, v, spec, &mut out)
+    }
+    .unwrap();
+    out
+}
+
 #[test]
 fn attention() {
     let mut rng = Rng::new(15);
     for kern in Kernels::available() {
-        for &(seq, nh, nkv, d, window) in &[
+        for &case in &[
             (1, 1, 1, 4, None),
             (5, 3, 1, 8, Some(1)),
             (17, 3, 1, 16, None),
@@ -281,21 +305,14 @@ fn attention() {
             (40, 2, 2, 32, Some(0)),
             (70, 3, 1, 64, Some(100)),
         ] {
+            let (seq, nh, nkv, d, window) = case;
+            let spec = spec(case, AttentionPrecision::F32);
             let q = rng.vec(seq * nh * d);
             let k = rng.vec(seq * nkv * d);
             let v = rng.vec(seq * nkv * d);
-            let scale = 1.0 / (d as f32).sqrt();
-            let (want, bound) = attention_f64(&q, &k, &v, seq, nh, nkv, d, scale, window);
+            let (want, bound) = attention_f64(&q, &k, &v, &spec);
             for parallel in [false, true] {
-                let mut out = vec![f32::NAN; seq * nh * d];
-                if parallel {
-                    kern.attention(&q, &k, &v, seq, nh, nkv, d, scale, window, &mut out)
-                } else {
-                    kern.attention_single_thread(
-                        &q, &k, &v, seq, nh, nkv, d, scale, window, &mut out,
-                    )
-                }
-                .unwrap();
+                let out = run_attention(&kern, (&q, &k, &v), &spec, parallel);
                 for i in 0..out.len() {
                     assert!(
                         (f64::from(out[i]) - want[i]).abs() <= 2.0 * bound[i] + 1e-30,
@@ -308,8 +325,9 @@ fn attention() {
             }
         }
         let mut out = vec![0.0; 8];
+        let bad = spec((1, 2, 3, 4, None), AttentionPrecision::F32);
         assert!(matches!(
-            kern.attention(&[0.0; 8], &[0.0; 4], &[0.0; 4], 1, 2, 3, 4, 1.0, None, &mut out),
+            kern.attention(&[0.0; 8], &[0.0; 4], &[0.0; 4], &bad, &mut out),
             Err(KernelError::InvalidShape { .. })
         ));
     }
@@ -329,7 +347,7 @@ fn round_bf16(x: &[f32]) -> Vec<f32> {
 fn attention_bf16() {
     let mut rng = Rng::new(17);
     for kern in Kernels::available() {
-        for &(seq, nh, nkv, d, window) in &[
+        for &case in &[
             (1, 1, 1, 32, None),
             (5, 3, 1, 8, Some(1)),
             (17, 3, 1, 64, None),
@@ -338,60 +356,23 @@ fn attention_bf16() {
             (70, 3, 1, 256, Some(100)),
             (33, 2, 2, 32, Some(0)),
         ] {
+            let (seq, nh, nkv, d, window) = case;
+            let (f32_spec, bf16_spec) = (
+                spec(case, AttentionPrecision::F32),
+                spec(case, AttentionPrecision::Bf16),
+            );
             let q = rng.vec(seq * nh * d);
             let k = rng.vec(seq * nkv * d);
             let v = rng.vec(seq * nkv * d);
-            let scale = 1.0 / (d as f32).sqrt();
-            let mut exact = vec![f32::NAN; seq * nh * d];
-            kern.attention_single_thread(&q, &k, &v, seq, nh, nkv, d, scale, window, &mut exact)
-                .unwrap();
+            let exact = run_attention(&kern, (&q, &k, &v), &f32_spec, false);
             let rounds = kern.has_bf16_attention() && d % 32 == 0;
-            let (want, bound) = attention_f64(
-                &round_bf16(&q),
-                &round_bf16(&k),
-                &round_bf16(&v),
-                seq,
-                nh,
-                nkv,
-                d,
-                scale,
-                window,
-            );
+            let (want, bound) =
+                attention_f64(&round_bf16(&q), &round_bf16(&k), &round_bf16(&v), &f32_spec);
             let v_max = v.iter().fold(0.0f64, |m, &x| m.max(f64::from(x).abs()));
             for parallel in [false, true] {
-                let mut f32_out = vec![f32::NAN; seq * nh * d];
-                kern.attention_with(
-                    &q,
-                    &k,
-                    &v,
-                    seq,
-                    nh,
-                    nkv,
-                    d,
-                    scale,
-                    window,
-                    &mut f32_out,
-                    AttentionPrecision::F32,
-                    parallel,
-                )
-                .unwrap();
+                let f32_out = run_attention(&kern, (&q, &k, &v), &f32_spec, parallel);
                 assert_eq!(f32_out, exact, "{}: F32 is the f32 attention", kern.name());
-                let mut out = vec![f32::NAN; seq * nh * d];
-                kern.attention_with(
-                    &q,
-                    &k,
-                    &v,
-                    seq,
-                    nh,
-                    nkv,
-                    d,
-                    scale,
-                    window,
-                    &mut out,
-                    AttentionPrecision::Bf16,
-                    parallel,
-                )
-                .unwrap();
+                let out = run_attention(&kern, (&q, &k, &v), &bf16_spec, parallel);
                 if !rounds {
                     assert_eq!(out, exact, "{} d {d}: not the f32 attention", kern.name());
                     continue;

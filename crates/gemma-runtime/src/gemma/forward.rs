@@ -1,6 +1,6 @@
 //! The forward pass of one sequence, on reusable scratch buffers.
 
-use q8_kernels::{ActivationPrecision, AttentionPrecision, QuantizedActivations};
+use q8_kernels::{ActivationPrecision, AttentionPrecision, AttentionSpec, QuantizedActivations};
 
 use super::{GemmaModel, Layer, Pooling, Ropes, EMBD_ROWS_PER_RELEASE};
 use crate::model::Precision;
@@ -252,30 +252,28 @@ impl GemmaModel {
         // The normed residual is dead: its allocation takes the attention output.
         std::mem::swap(&mut s.xn, &mut s.att);
         sized(&mut s.att, n * cfg.q_dim());
-        let scale = 1.0 / (cfg.head_dim as f32).sqrt();
         // bf16 attention operands (twice the f32 rate where the CPU has AVX512_BF16) only in
         // llama.cpp's scheme: they move the cosine to sentence-transformers by ~3e-5 on average
         // (74 prompt-less golden rows: mean 0.999711 -> 0.999678 with `Mixed`), which `Mixed`
         // keeps.
-        let attention_precision = if self.precision == Precision::Int8 {
-            AttentionPrecision::Bf16
-        } else {
-            AttentionPrecision::F32
-        };
-        kern.attention_with(
-            &s.q,
-            &s.k,
-            &s.v,
-            n,
-            cfg.n_head,
-            cfg.n_head_kv,
-            cfg.head_dim,
-            scale,
+        let spec = AttentionSpec {
+            seq_len: n,
+            n_heads: cfg.n_head,
+            n_kv_heads: cfg.n_head_kv,
+            head_dim: cfg.head_dim,
+            scale: 1.0 / (cfg.head_dim as f32).sqrt(),
             window,
-            &mut s.att,
-            attention_precision,
-            parallel,
-        )?;
+            precision: if self.precision == Precision::Int8 {
+                AttentionPrecision::Bf16
+            } else {
+                AttentionPrecision::F32
+            },
+        };
+        if parallel {
+            kern.attention(&s.q, &s.k, &s.v, &spec, &mut s.att)?;
+        } else {
+            kern.attention_single_thread(&s.q, &s.k, &s.v, &spec, &mut s.att)?;
+        }
         // The queries are dead: their allocation takes the output projection.
         std::mem::swap(&mut s.q, &mut s.o);
         sized(&mut s.o, n * cfg.n_embd);
