@@ -3,8 +3,8 @@
 
 mod common;
 
-use common::model_path;
-use gemma_runtime::{open, EmbeddingModel, Precision, RuntimeOptions};
+use common::open_model;
+use gemma_runtime::{EmbeddingModel, Precision};
 
 fn corpus_ids(model: &dyn EmbeddingModel) -> Vec<Vec<u32>> {
     let path = concat!(
@@ -37,14 +37,7 @@ fn bits(v: &[f32]) -> Vec<u32> {
 #[test]
 fn alone_batched_and_threaded_are_bit_identical() {
     for precision in [Precision::default(), Precision::Int8, Precision::F32] {
-        let model = open(
-            &model_path("q8_0"),
-            &RuntimeOptions {
-                precision,
-                ..Default::default()
-            },
-        )
-        .expect("opens");
+        let model = open_model("q8_0", precision);
         let batch = corpus_ids(model.as_ref());
         let pool = |n| {
             rayon::ThreadPoolBuilder::new()

@@ -6,14 +6,14 @@
 mod common;
 
 use common::*;
-use gemma_runtime::{open, Precision, RuntimeOptions};
+use gemma_runtime::Precision;
 
 const ST: &str = "st-f32/embeddings.jsonl";
 const LLAMA: &str = "llama-cpp-q8_0/embeddings.jsonl";
 
 #[test]
 fn f32_gguf_matches_sentence_transformers() {
-    let model = open(&model_path("f32"), &RuntimeOptions::default()).expect("opens");
+    let model = open_model("f32", Precision::default());
     let rows = read_rows(ST);
     assert_eq!(rows.len(), 108);
     let ours = embed_rows(model.as_ref(), &rows);
@@ -41,14 +41,7 @@ fn q8_0_gguf_matches_sentence_transformers() {
     let rows = read_rows(ST);
     let llama = read_rows(LLAMA);
     for precision in [Precision::default(), Precision::Int8, Precision::F32] {
-        let model = open(
-            &model_path("q8_0"),
-            &RuntimeOptions {
-                precision,
-                ..Default::default()
-            },
-        )
-        .expect("opens");
+        let model = open_model("q8_0", precision);
         let ours = embed_rows(model.as_ref(), &rows);
         let cos: Vec<f64> = ours
             .iter()

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use gemma_runtime::EmbeddingModel;
+use gemma_runtime::{EmbeddingModel, Precision, RuntimeOptions};
 use spm_tokenizer::EncodeOptions;
 
 /// `testdata/golden` of the workspace.
@@ -16,6 +16,15 @@ pub fn model_path(file_type: &str) -> PathBuf {
         Ok(p) => p,
         Err(msg) => panic!("{msg}"),
     }
+}
+
+/// The cached model of `file_type`, opened at `precision` (no pack cache).
+pub fn open_model(file_type: &str, precision: Precision) -> Box<dyn EmbeddingModel> {
+    let options = RuntimeOptions {
+        precision,
+        ..Default::default()
+    };
+    gemma_runtime::open(&model_path(file_type), &options).expect("opens")
 }
 
 /// One row of an embeddings golden file.
