@@ -1167,15 +1167,40 @@ pub(crate) struct AttentionShape {
     pub(crate) bf16: bool,
 }
 
+/// A block of queries of one attention call ([`AttentionShape::block`]): the query rows of all
+/// heads that share a KV head are gathered into one matrix of `rows` rows.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+pub(crate) struct AttentionBlock {
+    /// Query heads per KV head.
+    pub(crate) group: usize,
+    /// Distance between positions in `q` and `out`.
+    pub(crate) q_stride: usize,
+    /// Distance between positions in `k` and `v`.
+    pub(crate) kv_stride: usize,
+    /// The first and one-past-last key any query of the block sees.
+    pub(crate) k0: usize,
+    pub(crate) k1: usize,
+    /// Query rows per KV head: queries × `group`.
+    pub(crate) rows: usize,
+}
+
 impl AttentionShape {
-    /// The first and one-past-last key any query of the non-empty block `queries` sees (the
-    /// block kernels of the x86-64 backends use it).
+    /// The geometry of the block of queries `queries` (`None` if it is empty), for the block
+    /// kernels of the x86-64 backends.
     #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
-    pub(crate) fn block_keys(&self, queries: &Range<usize>) -> (usize, usize) {
-        (
-            self.key_range(queries.start).start,
-            self.key_range(queries.end - 1).end,
-        )
+    pub(crate) fn block(&self, queries: &Range<usize>) -> Option<AttentionBlock> {
+        if queries.is_empty() {
+            return None;
+        }
+        let group = self.n_heads / self.n_kv_heads;
+        Some(AttentionBlock {
+            group,
+            q_stride: self.n_heads * self.head_dim,
+            kv_stride: self.n_kv_heads * self.head_dim,
+            k0: self.key_range(queries.start).start,
+            k1: self.key_range(queries.end - 1).end,
+            rows: queries.len() * group,
+        })
     }
 
     /// The keys query `i` sees.

@@ -13,7 +13,7 @@ use core::ops::Range;
 
 use super::avx512_f32::hsum16;
 use super::avx512vnni::Avx512Vnni;
-use crate::AttentionShape;
+use crate::{AttentionBlock, AttentionShape};
 
 /// 32 bf16 values seen as 512 bits.
 #[inline]
@@ -78,17 +78,19 @@ impl Avx512Vnni {
         out_block: &mut [f32],
     ) {
         let d = shape.head_dim;
-        let group = shape.n_heads / shape.n_kv_heads;
-        let q_stride = shape.n_heads * d;
-        let kv_stride = shape.n_kv_heads * d;
-        let qn = queries.len();
-        if qn == 0 {
+        let Some(AttentionBlock {
+            group,
+            q_stride,
+            kv_stride,
+            k0,
+            k1,
+            rows,
+        }) = shape.block(&queries)
+        else {
             return;
-        }
-        let (k0, k1) = shape.block_keys(&queries);
+        };
         let nk = k1 - k0;
         let pairs = nk.div_ceil(2);
-        let rows = qn * group;
         // bf16 pairs: queries (rows × d/2), keys (nk × d/2), values interleaved by key pairs
         // (pairs × d dwords: dword `jp·d + c` = values c of keys 2jp and 2jp+1), probabilities
         // (rows × pairs rounded up to 16, dword `jp` = keys 2jp and 2jp+1).

@@ -14,7 +14,7 @@ use super::avx512vnni::Avx512Vnni;
 use crate::block::{BlockQ8_0, QK8_0};
 use crate::scalar::{EXP_LN2_HI, EXP_LN2_LO, EXP_POLY};
 use crate::scalar::{GELU_COEF_A, SQRT_2_OVER_PI};
-use crate::AttentionShape;
+use crate::{AttentionBlock, AttentionShape};
 
 /// Weight rows the f32 tile can read 16 values at a time, converted to f32.
 pub(crate) trait Rows16: Sync {
@@ -509,16 +509,18 @@ impl Avx512Vnni {
         if self.uses_bf16_attention(shape) {
             return self.attention_block_bf16(q, keys.rows, v, shape, queries, out_block);
         }
-        let group = shape.n_heads / shape.n_kv_heads;
-        let q_stride = shape.n_heads * d;
-        let kv_stride = shape.n_kv_heads * d;
-        let qn = queries.len();
-        if qn == 0 {
+        let Some(AttentionBlock {
+            group,
+            q_stride,
+            kv_stride,
+            k0,
+            k1,
+            rows,
+        }) = shape.block(&queries)
+        else {
             return;
-        }
-        let (k0, k1) = shape.block_keys(&queries);
+        };
         let nk = k1 - k0;
-        let rows = qn * group;
         let mut qbuf = vec![0.0f32; rows * d];
         let mut s = vec![0.0f32; rows * nk];
         for kvh in 0..shape.n_kv_heads {
