@@ -201,146 +201,153 @@ fn touch(loads: impl Iterator<Item = u32>) {
     std::hint::black_box(loads.fold(0u32, |a, v| a ^ v));
 }
 
-impl ShortTable {
-    pub(crate) fn build<M: Fn(usize) -> bool>(p: &Pieces<'_, M>) -> Self {
-        let size = table_size(p.count(|l| (1..=7).contains(&l)));
-        let mask = size - 1;
-        let mut slots = vec![
-            ShortSlot {
-                key: 0,
-                id_flags: 0,
-                score: 0.0
-            };
-            size
-        ];
-        let mut batch = [(
-            0usize,
-            ShortSlot {
-                key: 0,
-                id_flags: 0,
-                score: 0.0,
-            },
-        ); BATCH];
-        let mut ids = 0..p.len();
-        loop {
-            let mut k = 0;
-            for i in ids.by_ref() {
-                let (start, end) = p.bounds(i);
-                if !(1..=7).contains(&(end - start)) {
-                    continue;
-                }
-                let key = pack_short(&p.arena[start as usize..end as usize]);
-                let slot = ShortSlot {
-                    key,
-                    id_flags: p.flags(i),
-                    score: p.scores[i],
-                };
-                batch[k] = (hash_short(key) as usize & mask, slot);
+/// A slot of one of the piece tables.
+trait Slot: Copy {
+    /// The empty slot.
+    const EMPTY: Self;
+    /// Whether the slot holds no piece.
+    fn is_empty(&self) -> bool;
+    /// A word of the slot, read to bring it into cache (see [`touch`]).
+    fn word(&self) -> u32;
+    /// The piece's id with `MERGEABLE` in the top bit.
+    fn id_flags(&self) -> u32;
+}
+
+impl Slot for ShortSlot {
+    const EMPTY: Self = ShortSlot {
+        key: 0,
+        id_flags: 0,
+        score: 0.0,
+    };
+    fn is_empty(&self) -> bool {
+        self.key == 0
+    }
+    fn word(&self) -> u32 {
+        self.key as u32
+    }
+    fn id_flags(&self) -> u32 {
+        self.id_flags
+    }
+}
+
+impl Slot for LongSlot {
+    const EMPTY: Self = LongSlot {
+        tag: 0,
+        id_flags: NONE,
+        start: 0,
+        len: 0,
+        score: 0.0,
+    };
+    fn is_empty(&self) -> bool {
+        self.id_flags == NONE
+    }
+    fn word(&self) -> u32 {
+        self.id_flags
+    }
+    fn id_flags(&self) -> u32 {
+        self.id_flags
+    }
+}
+
+/// An open-addressing table of `size` slots (a power of two) holding the pieces `0..n` that
+/// `entry(i)` gives as `(hash, slot)`, inserted in id order `BATCH` at a time (see above);
+/// `same(a, b)` says whether two slots hold the same text, and then [`replaces`] decides.
+fn build_table<S: Slot>(
+    size: usize,
+    n: usize,
+    entry: impl Fn(usize) -> Option<(u64, S)>,
+    same: impl Fn(&S, &S) -> bool,
+) -> Vec<S> {
+    let mask = size - 1;
+    let mut slots = vec![S::EMPTY; size];
+    let mut batch = [(0usize, S::EMPTY); BATCH];
+    let mut ids = 0..n;
+    loop {
+        let mut k = 0;
+        for i in ids.by_ref() {
+            if let Some((hash, slot)) = entry(i) {
+                batch[k] = (hash as usize & mask, slot);
                 k += 1;
                 if k == BATCH {
                     break;
                 }
             }
-            if k == 0 {
-                break;
-            }
-            touch(batch[..k].iter().map(|&(home, _)| slots[home].key as u32));
-            for &(home, new) in &batch[..k] {
-                let mut h = home;
-                loop {
-                    let s = &mut slots[h];
-                    if s.key == 0 {
-                        *s = new;
-                        break;
-                    }
-                    if s.key == new.key {
-                        if replaces(new.id_flags, s.id_flags) {
-                            *s = new;
-                        }
-                        break;
-                    }
-                    h = (h + 1) & mask;
+        }
+        if k == 0 {
+            return slots;
+        }
+        touch(batch[..k].iter().map(|&(home, _)| slots[home].word()));
+        for &(home, new) in &batch[..k] {
+            let mut h = home;
+            loop {
+                let s = &mut slots[h];
+                if s.is_empty() {
+                    *s = new;
+                    break;
                 }
+                if same(s, &new) {
+                    if replaces(new.id_flags(), s.id_flags()) {
+                        *s = new;
+                    }
+                    break;
+                }
+                h = (h + 1) & mask;
             }
         }
-        ShortTable { slots, mask }
+    }
+}
+
+impl ShortTable {
+    pub(crate) fn build<M: Fn(usize) -> bool>(p: &Pieces<'_, M>) -> Self {
+        let size = table_size(p.count(|l| (1..=7).contains(&l)));
+        let entry = |i| {
+            let (start, end) = p.bounds(i);
+            if !(1..=7).contains(&(end - start)) {
+                return None;
+            }
+            let key = pack_short(&p.arena[start as usize..end as usize]);
+            let slot = ShortSlot {
+                key,
+                id_flags: p.flags(i),
+                score: p.scores[i],
+            };
+            Some((hash_short(key), slot))
+        };
+        let slots = build_table(size, p.len(), entry, |a, b| a.key == b.key);
+        ShortTable {
+            slots,
+            mask: size - 1,
+        }
     }
 }
 
 impl LongTable {
     pub(crate) fn build<M: Fn(usize) -> bool>(p: &Pieces<'_, M>) -> Self {
         let size = table_size(p.count(|l| l > 7));
-        let mask = size - 1;
-        let mut slots = vec![
-            LongSlot {
-                tag: 0,
-                id_flags: NONE,
-                start: 0,
-                len: 0,
-                score: 0.0
-            };
-            size
-        ];
         let arena = p.arena;
-        let mut batch = [(
-            0usize,
-            LongSlot {
-                tag: 0,
-                id_flags: NONE,
-                start: 0,
-                len: 0,
-                score: 0.0,
-            },
-        ); BATCH];
-        let mut ids = 0..p.len();
-        loop {
-            let mut k = 0;
-            for i in ids.by_ref() {
-                let (start, end) = p.bounds(i);
-                if end - start <= 7 {
-                    continue;
-                }
-                let h = hash_long(&arena[start as usize..end as usize]);
-                let slot = LongSlot {
-                    tag: (h >> 32) as u32,
-                    id_flags: p.flags(i),
-                    start,
-                    len: end - start,
-                    score: p.scores[i],
-                };
-                batch[k] = (h as usize & mask, slot);
-                k += 1;
-                if k == BATCH {
-                    break;
-                }
+        let entry = |i| {
+            let (start, end) = p.bounds(i);
+            if end - start <= 7 {
+                return None;
             }
-            if k == 0 {
-                break;
-            }
-            touch(batch[..k].iter().map(|&(home, _)| slots[home].id_flags));
-            for &(home, new) in &batch[..k] {
-                let mut j = home;
-                loop {
-                    let s = &mut slots[j];
-                    if s.id_flags == NONE {
-                        *s = new;
-                        break;
-                    }
-                    if s.tag == new.tag
-                        && s.len == new.len
-                        && arena[s.start as usize..(s.start + s.len) as usize]
-                            == arena[new.start as usize..(new.start + new.len) as usize]
-                    {
-                        if replaces(new.id_flags, s.id_flags) {
-                            *s = new;
-                        }
-                        break;
-                    }
-                    j = (j + 1) & mask;
-                }
-            }
+            let h = hash_long(&arena[start as usize..end as usize]);
+            let slot = LongSlot {
+                tag: (h >> 32) as u32,
+                id_flags: p.flags(i),
+                start,
+                len: end - start,
+                score: p.scores[i],
+            };
+            Some((h, slot))
+        };
+        let text = |s: &LongSlot| &arena[s.start as usize..(s.start + s.len) as usize];
+        let same =
+            |a: &LongSlot, b: &LongSlot| a.tag == b.tag && a.len == b.len && text(a) == text(b);
+        let slots = build_table(size, p.len(), entry, same);
+        LongTable {
+            slots,
+            mask: size - 1,
         }
-        LongTable { slots, mask }
     }
 }
 
