@@ -945,7 +945,7 @@ impl Kernels {
         q: &[f32],
         k: &[f32],
         v: &[f32],
-        shape: &AttentionShape,
+        shape: &AttentionSpec,
         out: &[f32],
     ) -> Result<(), KernelError> {
         let s = shape;
@@ -1011,20 +1011,11 @@ impl Kernels {
         q: &[f32],
         k: &[f32],
         v: &[f32],
-        spec: &AttentionSpec,
+        shape: &AttentionSpec,
         out: &mut [f32],
         parallel: bool,
     ) -> Result<(), KernelError> {
         const QUERY_BLOCK: usize = 16;
-        let shape = &AttentionShape {
-            seq_len: spec.seq_len,
-            n_heads: spec.n_heads,
-            n_kv_heads: spec.n_kv_heads,
-            head_dim: spec.head_dim,
-            scale: spec.scale,
-            window: spec.window,
-            bf16: spec.precision == AttentionPrecision::Bf16 && self.has_bf16_attention(),
-        };
         Self::check_attention(q, k, v, shape, out)?;
         let row = shape.n_heads * shape.head_dim;
         if row == 0 || shape.seq_len == 0 {
@@ -1153,21 +1144,7 @@ fn check_rows(what: &'static str, len: usize, row: usize) -> Result<(), KernelEr
     Ok(())
 }
 
-/// The shape parameters of one attention call (checked).
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct AttentionShape {
-    pub(crate) seq_len: usize,
-    pub(crate) n_heads: usize,
-    pub(crate) n_kv_heads: usize,
-    pub(crate) head_dim: usize,
-    pub(crate) scale: f32,
-    pub(crate) window: Option<usize>,
-    /// Scores and `P·V` from bf16-rounded operands where the CPU has AVX512_BF16.
-    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
-    pub(crate) bf16: bool,
-}
-
-/// A block of queries of one attention call ([`AttentionShape::block`]): the query rows of all
+/// A block of queries of one attention call ([`AttentionSpec::block`]): the query rows of all
 /// heads that share a KV head are gathered into one matrix of `rows` rows.
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 pub(crate) struct AttentionBlock {
@@ -1184,7 +1161,7 @@ pub(crate) struct AttentionBlock {
     pub(crate) rows: usize,
 }
 
-impl AttentionShape {
+impl AttentionSpec {
     /// The geometry of the block of queries `queries` (`None` if it is empty), for the block
     /// kernels of the x86-64 backends.
     #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]

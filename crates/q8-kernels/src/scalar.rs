@@ -257,7 +257,7 @@ pub(crate) fn attention_rows<O: VecOps>(
     q: &[f32],
     k: &[f32],
     v: &[f32],
-    shape: &crate::AttentionShape,
+    shape: &crate::AttentionSpec,
     h: usize,
     queries: Range<usize>,
     scores: &mut Vec<f32>,

@@ -13,7 +13,7 @@ use core::ops::Range;
 
 use super::avx512_f32::hsum16;
 use super::avx512vnni::Avx512Vnni;
-use crate::{AttentionBlock, AttentionShape};
+use crate::{AttentionBlock, AttentionSpec};
 
 /// 32 bf16 values seen as 512 bits.
 #[inline]
@@ -55,7 +55,7 @@ impl Avx512Vnni {
         q: &[f32],
         k: &[f32],
         v: &[f32],
-        shape: &AttentionShape,
+        shape: &AttentionSpec,
         queries: Range<usize>,
         out_block: &mut [f32],
     ) {
@@ -73,7 +73,7 @@ impl Avx512Vnni {
         q: &[f32],
         k: &[f32],
         v: &[f32],
-        shape: &AttentionShape,
+        shape: &AttentionSpec,
         queries: Range<usize>,
         out_block: &mut [f32],
     ) {

@@ -14,7 +14,7 @@ use super::avx512vnni::Avx512Vnni;
 use crate::block::{BlockQ8_0, QK8_0};
 use crate::scalar::{EXP_LN2_HI, EXP_LN2_LO, EXP_POLY};
 use crate::scalar::{GELU_COEF_A, SQRT_2_OVER_PI};
-use crate::{AttentionBlock, AttentionShape};
+use crate::{AttentionBlock, AttentionPrecision, AttentionSpec};
 
 /// Weight rows the f32 tile can read 16 values at a time, converted to f32.
 pub(crate) trait Rows16: Sync {
@@ -501,7 +501,7 @@ impl Avx512Vnni {
         q: &[f32],
         keys: &Keys<'_>,
         v: &[f32],
-        shape: &AttentionShape,
+        shape: &AttentionSpec,
         queries: Range<usize>,
         out_block: &mut [f32],
     ) {
@@ -582,13 +582,15 @@ impl Avx512Vnni {
 
 impl Avx512Vnni {
     /// Whether [`Avx512Vnni::attention_block`] takes the bf16 path for `shape`.
-    pub(crate) fn uses_bf16_attention(self, shape: &AttentionShape) -> bool {
-        shape.bf16 && self.bf16 && shape.head_dim.is_multiple_of(32)
+    pub(crate) fn uses_bf16_attention(self, shape: &AttentionSpec) -> bool {
+        shape.precision == AttentionPrecision::Bf16
+            && self.bf16
+            && shape.head_dim.is_multiple_of(32)
     }
 
     /// The keys `k` (`seq_len × n_kv_heads × head_dim`) of one attention call, with their
     /// panels for the f32 path (see [`Keys`]).
-    pub(crate) fn keys<'a>(self, k: &'a [f32], shape: &AttentionShape) -> Keys<'a> {
+    pub(crate) fn keys<'a>(self, k: &'a [f32], shape: &AttentionSpec) -> Keys<'a> {
         let panels = if self.uses_bf16_attention(shape) {
             Vec::new()
         } else {
@@ -611,7 +613,7 @@ pub(crate) struct Keys<'a> {
 }
 
 /// The panels of [`Keys`] for the keys `k`.
-fn key_panels(k: &[f32], shape: &AttentionShape) -> Vec<f32> {
+fn key_panels(k: &[f32], shape: &AttentionSpec) -> Vec<f32> {
     let (d, n) = (shape.head_dim, shape.seq_len);
     let per_head = d * n.next_multiple_of(PANEL);
     let mut out = vec![0.0f32; shape.n_kv_heads * per_head];
