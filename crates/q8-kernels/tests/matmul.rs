@@ -5,7 +5,8 @@ mod common;
 use common::{abs_bound, matmul_f64, q8_weights, Rng};
 use half::{bf16, f16};
 use q8_kernels::{
-    ActivationPrecision, Backend, KernelError, Kernels, PackedQ8_0, QuantizedActivations, QK8_0,
+    ActivationPrecision, Backend, BlockQ8_0, KernelError, Kernels, PackedQ8_0,
+    QuantizedActivations, QK8_0,
 };
 
 const PRECISIONS: [ActivationPrecision; 3] = [
@@ -35,6 +36,32 @@ fn shapes() -> Vec<(usize, usize, usize)> {
     v
 }
 
+/// `x` (`k` wide) quantized by `kern` at `precision`, and the scalar backend's product of the
+/// same `x` with `w` (`n × k`), quantized by the scalar backend: the reference the SIMD products
+/// are compared with.
+fn quantized_and_reference(
+    kern: &Kernels,
+    w: &[BlockQ8_0],
+    n: usize,
+    k: usize,
+    x: &[f32],
+    precision: ActivationPrecision,
+) -> (QuantizedActivations, Vec<f32>) {
+    let reference = scalar();
+    let mut acts_ref = QuantizedActivations::new();
+    reference
+        .quantize_activations(x, k, precision, &mut acts_ref)
+        .unwrap();
+    let mut y_ref = vec![0.0; x.len() / k * n];
+    reference
+        .matmul_q8_0_single_thread(w, n, &acts_ref, &mut y_ref)
+        .unwrap();
+    let mut acts = QuantizedActivations::new();
+    kern.quantize_activations(x, k, precision, &mut acts)
+        .unwrap();
+    (acts, y_ref)
+}
+
 /// Each backend's Q8_0 matmul against the scalar one, for the same quantized activations.
 ///
 /// Tolerance: the per-block integer dot products are exact in every backend, so the outputs can
@@ -44,7 +71,6 @@ fn shapes() -> Vec<(usize, usize, usize)> {
 /// [`abs_bound`].
 #[test]
 fn q8_0_backends_match_scalar() {
-    let reference = scalar();
     let mut rng = Rng::new(1);
     for kern in Kernels::available() {
         for (n, k, tokens) in shapes() {
@@ -52,17 +78,7 @@ fn q8_0_backends_match_scalar() {
             let x = rng.vec(tokens * k);
             let bound = abs_bound(&deq, n, k, &x);
             for precision in PRECISIONS {
-                let mut acts_ref = QuantizedActivations::new();
-                reference
-                    .quantize_activations(&x, k, precision, &mut acts_ref)
-                    .unwrap();
-                let mut y_ref = vec![0.0; tokens * n];
-                reference
-                    .matmul_q8_0_single_thread(&w, n, &acts_ref, &mut y_ref)
-                    .unwrap();
-                let mut acts = QuantizedActivations::new();
-                kern.quantize_activations(&x, k, precision, &mut acts)
-                    .unwrap();
+                let (acts, y_ref) = quantized_and_reference(&kern, &w, n, k, &x, precision);
                 for parallel in [false, true] {
                     let mut y = vec![f32::NAN; tokens * n];
                     if parallel {
@@ -317,7 +333,6 @@ fn quantize_q8_0_matches_ggml_rounding() {
 /// lossless.
 #[test]
 fn packed_q8_0_matches_scalar() {
-    let reference = scalar();
     let mut rng = Rng::new(7);
     let packers: Vec<Kernels> = Kernels::available()
         .into_iter()
@@ -335,17 +350,7 @@ fn packed_q8_0_matches_scalar() {
             }
             let x = rng.vec(tokens * k);
             for precision in [ActivationPrecision::Int8, ActivationPrecision::Int8x2] {
-                let mut acts_ref = QuantizedActivations::new();
-                reference
-                    .quantize_activations(&x, k, precision, &mut acts_ref)
-                    .unwrap();
-                let mut y_ref = vec![0.0; tokens * n];
-                reference
-                    .matmul_q8_0_single_thread(&w, n, &acts_ref, &mut y_ref)
-                    .unwrap();
-                let mut acts = QuantizedActivations::new();
-                kern.quantize_activations(&x, k, precision, &mut acts)
-                    .unwrap();
+                let (acts, y_ref) = quantized_and_reference(kern, &w, n, k, &x, precision);
                 for parallel in [false, true] {
                     let mut y = vec![f32::NAN; tokens * n];
                     if parallel {
