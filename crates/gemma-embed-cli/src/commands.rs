@@ -1,6 +1,8 @@
 //! The subcommands.
 
 use std::io::{IsTerminal, Write};
+use std::ops::Range;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -9,17 +11,42 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rayon::prelude::*;
 
 use crate::input::{read_texts, Source};
-use crate::output::{Destination, EmbeddingWriter};
+use crate::output::{Destination, EmbeddingWriter, Format, Staging, Target};
 use crate::stats::{human_bytes, peak_rss_bytes};
 use crate::{BenchArgs, ConvertArgs, EmbedArgs, InfoArgs, ModelArgs, TokenFormat, TokenizeArgs};
 
+/// The model file `args` names, or the default one.
+fn model_path(args: &ModelArgs) -> std::path::PathBuf {
+    args.model
+        .clone()
+        .unwrap_or_else(ggufembed::default_model_path)
+}
+
+/// The thread count to use for `--threads` (`0`: the default, one per core). More threads than
+/// the cores this process may use only take turns on them, and a team of workers that wait for
+/// each other between steps of a text slows down badly when they do (`--threads 1000` on two
+/// cores: half a minute for one text): such a request is cut to the core count, with a note.
+fn thread_count(requested: Option<u32>) -> usize {
+    let Some(requested) = requested else {
+        return 0;
+    };
+    let requested = requested as usize;
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    if requested > cores {
+        eprintln!(
+            "gemma-embed: note: --threads {requested} is more than the {cores} cores this process \
+             can use; using {cores}"
+        );
+        cores
+    } else {
+        requested
+    }
+}
+
 /// Opens the model named by `args` (or the default one) and reports how long it took.
 fn open_model(args: &ModelArgs) -> Result<(Model, Duration)> {
-    let path = args
-        .model
-        .clone()
-        .unwrap_or_else(ggufembed::default_model_path);
-    let mut options = Options::default().threads(args.threads.map_or(0, |t| t as usize));
+    let path = model_path(args);
+    let mut options = Options::default().threads(thread_count(args.threads));
     if let Some(p) = args.precision {
         options = options.precision(p.into());
     }
@@ -52,15 +79,85 @@ fn prompt_of(args: &EmbedArgs) -> Prompt {
     }
 }
 
+/// The output format: `--format`, else the output file's extension, else JSON Lines (with a
+/// note on standard error when a file's extension names no format). A `--format` that
+/// contradicts the extension is an error: a `.csv` file never holds JSON.
+fn output_format(
+    explicit: Option<Format>,
+    output: Option<&Path>,
+    target: &Target,
+) -> Result<Format> {
+    let output = output.filter(|_| !target.is_stdout());
+    let ext = output.and_then(Path::extension);
+    match (explicit, ext.and_then(Format::from_extension)) {
+        (Some(given), Some(by_name)) if given != by_name => bail!(
+            "--format {} does not match the output {}, whose name says {}; drop --format (the \
+             extension decides) or give the file a .{} name",
+            given.name(),
+            output.map_or(String::new(), |p| p.display().to_string()),
+            by_name.name(),
+            given.name()
+        ),
+        (Some(given), _) => Ok(given),
+        (None, Some(by_name)) => Ok(by_name),
+        (None, None) => {
+            if let (Target::File { .. }, Some(path)) = (target, output) {
+                let names: Vec<String> = Format::ALL
+                    .iter()
+                    .map(|f| format!(".{}", f.name()))
+                    .collect();
+                eprintln!(
+                    "gemma-embed: note: the name {} does not end in {}: writing {} (the default; \
+                     choose with --format)",
+                    path.display(),
+                    names.join(", "),
+                    Format::Jsonl.name()
+                );
+            }
+            Ok(Format::Jsonl)
+        }
+    }
+}
+
+/// The batches of an `embed` run: `batch_size` texts each, except that with `--stats` the first
+/// text runs alone, so that its time (the first, cold inference) can be told from the rest.
+fn batches(n: usize, batch_size: usize, first_alone: bool) -> Vec<Range<usize>> {
+    let mut ranges = Vec::new();
+    let mut start = 0;
+    if first_alone && n > 0 {
+        ranges.push(0..1);
+        start = 1;
+    }
+    while start < n {
+        let end = n.min(start + batch_size.max(1));
+        ranges.push(start..end);
+        start = end;
+    }
+    ranges
+}
+
+/// Timings of an `embed` run, for `--stats`.
+#[derive(Debug, Default)]
+struct RunStats {
+    /// Tokens of all texts (prompt and special tokens included).
+    tokens: usize,
+    /// Time and tokens of the first batch.
+    first: Option<(Duration, usize, usize)>,
+    /// Time and texts of the later batches.
+    warm: (Duration, usize),
+}
+
 /// `gemma-embed embed`.
 pub fn embed(mut args: EmbedArgs) -> Result<()> {
-    // Read (and validate) all input before the slow model load.
+    // Check the output and read (and validate) all input before the slow model load.
     let input = std::mem::take(&mut args.input);
-    let to_stdout = args
-        .output
-        .as_deref()
-        .is_none_or(|p| p == std::path::Path::new("-"));
-    if args.format == crate::output::Format::Npy && to_stdout && std::io::stdout().is_terminal() {
+    let target = Target::resolve(args.output.as_deref())?;
+    target.refuse_to_replace(&model_path(&args.model), "model")?;
+    if let Some(file) = input.input.as_deref().filter(|p| *p != Path::new("-")) {
+        target.refuse_to_replace(file, "input file")?;
+    }
+    let format = output_format(args.format, args.output.as_deref(), &target)?;
+    if format == Format::Npy && target.is_stdout() && std::io::stdout().is_terminal() {
         bail!("--format npy is binary: give --output FILE or redirect standard output");
     }
     let (texts, source) = read_texts(input.texts, input.input, input.input_format)?;
@@ -90,39 +187,53 @@ pub fn embed(mut args: EmbedArgs) -> Result<()> {
         .into());
     }
 
-    let mut writer = EmbeddingWriter::begin(
-        args.format,
-        Destination::open(args.output.as_deref())?,
-        texts.len(),
-        dim,
-    )?;
+    let mut writer = EmbeddingWriter::begin(format, Destination::open(&target)?, texts.len(), dim)?;
     let bar = progress_bar(
         texts.len() as u64,
         texts.len() > args.batch_size,
         "{spinner} {pos}/{len} texts [{bar:40}] {per_sec} eta {eta}",
     );
     let start = Instant::now();
-    let mut tokens = 0usize;
-    for (chunk_no, chunk) in texts.chunks(args.batch_size).enumerate() {
-        let first = chunk_no * args.batch_size;
-        let ids = model
-            .tokenize_batch(chunk, &options)
-            .map_err(|e| locate(e, first, &source))?;
-        tokens += ids.iter().map(Vec::len).sum::<usize>();
-        let vectors = model
-            .embed_tokens(&ids, &options)
-            .map_err(|e| locate(e, first, &source))?;
-        for v in &vectors {
-            writer.write(v)?;
+    let mut stats = RunStats::default();
+    let mut run = || -> Result<()> {
+        for range in batches(texts.len(), args.batch_size, args.stats) {
+            let batch_start = Instant::now();
+            let chunk = &texts[range.clone()];
+            let ids = model
+                .tokenize_batch(chunk, &options)
+                .map_err(|e| locate(e, range.start, &source))?;
+            let tokens: usize = ids.iter().map(Vec::len).sum();
+            let vectors = model
+                .embed_tokens(&ids, &options)
+                .map_err(|e| locate(e, range.start, &source))?;
+            for v in &vectors {
+                writer.write(v)?;
+            }
+            let took = batch_start.elapsed();
+            stats.tokens += tokens;
+            if stats.first.is_none() {
+                stats.first = Some((took, range.len(), tokens));
+            } else {
+                stats.warm.0 += took;
+                stats.warm.1 += range.len();
+            }
+            bar.inc(chunk.len() as u64);
         }
-        bar.inc(chunk.len() as u64);
-    }
+        Ok(())
+    };
+    let result = run();
     bar.finish_and_clear();
+    if let Err(err) = result {
+        // What was written stays well-formed (a JSON array is closed); a file being replaced
+        // is left as it was.
+        writer.abort().abandon();
+        return Err(err);
+    }
     let elapsed = start.elapsed();
     writer.finish()?.commit()?;
 
     if args.stats {
-        print_stats(&model, load_time, texts.len(), tokens, elapsed);
+        print_stats(&model, load_time, texts.len(), &stats, elapsed);
     }
     Ok(())
 }
@@ -139,8 +250,9 @@ fn locate(err: ggufembed::Error, first: usize, source: &Source) -> anyhow::Error
     }
 }
 
-fn print_stats(model: &Model, load: Duration, texts: usize, tokens: usize, elapsed: Duration) {
+fn print_stats(model: &Model, load: Duration, texts: usize, stats: &RunStats, elapsed: Duration) {
     let secs = elapsed.as_secs_f64().max(1e-9);
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
     let info = model.info();
     eprintln!(
         "model       {} ({}, {} dims)",
@@ -150,12 +262,34 @@ fn print_stats(model: &Model, load: Duration, texts: usize, tokens: usize, elaps
     );
     eprintln!("backend     {}", model.backend());
     eprintln!("threads     {}", model.threads());
-    eprintln!("load        {:.1} ms", load.as_secs_f64() * 1e3);
+    eprintln!("load        {:.1} ms", ms(load));
+    match stats.first {
+        Some((took, 1, tokens)) => {
+            eprintln!(
+                "first       {:.1} ms (first text, {tokens} tokens)",
+                ms(took)
+            )
+        }
+        Some((took, n, tokens)) => {
+            eprintln!(
+                "first       {:.1} ms (first {n} texts, {tokens} tokens)",
+                ms(took)
+            )
+        }
+        None => eprintln!("first       - (no texts)"),
+    }
+    match stats.warm {
+        (took, n) if n > 0 => eprintln!(
+            "warm        {:.2} ms/text (the other {n} texts)",
+            ms(took) / n as f64
+        ),
+        _ => eprintln!("warm        - (needs more than one text)"),
+    }
     eprintln!("texts       {texts}");
-    eprintln!("tokens      {tokens}");
-    eprintln!("embed       {:.3} s", secs);
+    eprintln!("tokens      {}", stats.tokens);
+    eprintln!("embed       {secs:.3} s");
     eprintln!("texts/s     {:.2}", texts as f64 / secs);
-    eprintln!("tokens/s    {:.1}", tokens as f64 / secs);
+    eprintln!("tokens/s    {:.1}", stats.tokens as f64 / secs);
     match peak_rss_bytes() {
         Some(b) => eprintln!("peak memory {} (VmHWM)", human_bytes(b)),
         None => eprintln!("peak memory unknown (no /proc/self/status)"),
@@ -167,15 +301,8 @@ pub fn tokenize(args: TokenizeArgs) -> Result<()> {
     let (texts, _source) = read_texts(args.input.texts, args.input.input, args.input.input_format)?;
     // Only the vocabulary is needed: build the tokenizer from the GGUF metadata without loading
     // the weights (the same tokenizer `Model::open` builds).
-    let path = args
-        .model
-        .model
-        .clone()
-        .unwrap_or_else(ggufembed::default_model_path);
-    let mut pool = rayon::ThreadPoolBuilder::new();
-    if let Some(t) = args.model.threads {
-        pool = pool.num_threads(t as usize);
-    }
+    let path = model_path(&args.model);
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(thread_count(args.model.threads));
     let pool = pool.build().context("cannot start the thread pool")?;
     let tokenizer = pool
         .install(|| ggufembed::load_tokenizer(&path))
@@ -192,7 +319,7 @@ pub fn tokenize(args: TokenizeArgs) -> Result<()> {
             .map(|t| tokenizer.encode_with(t, &options))
             .collect::<Result<_, _>>()
     })?;
-    let mut out = Destination::open(None)?;
+    let mut out = Destination::stdout();
     if args.format == TokenFormat::Json {
         out.write_all(b"[")?;
     }
@@ -261,19 +388,35 @@ pub fn convert(args: ConvertArgs) -> Result<()> {
         "{spinner} {msg:30!} [{bar:40}] {bytes}/{total_bytes} eta {eta}",
     );
     let start = Instant::now();
+    // The converter writes into a staging directory; the result then goes to --out like any
+    // output of this command (see `output`): a regular file is replaced keeping its owner and
+    // mode, anything else is written through, nothing is left behind on error or interrupt.
+    let target = Target::resolve(Some(&args.out))?;
+    if target.is_stdout() && std::io::stdout().is_terminal() {
+        bail!("a GGUF file is binary: give --out FILE or redirect standard output");
+    }
+    for input in files_under(&args.hf_dir, 2) {
+        target.refuse_to_replace(&input, "input file")?;
+    }
+    let staging = Staging::new(&target)?;
+    let made = staging.file(
+        args.out
+            .file_name()
+            .filter(|n| *n != std::ffi::OsStr::new("-"))
+            .unwrap_or(std::ffi::OsStr::new("model.gguf")),
+    );
     let mut on_progress = |p: &ConvertProgress| {
         bar.set_length(p.bytes_total);
         bar.set_position(p.bytes_done);
         bar.set_message(format!("{}/{} {}", p.index + 1, p.count, p.tensor));
     };
-    // The converter writes to a temporary name and renames at the end: a failed run leaves
-    // no partial file.
-    let summary = convert(&args.hf_dir, &args.out, out_type, &mut on_progress)
+    let summary = convert(&args.hf_dir, &made, out_type, &mut on_progress)
         .with_context(|| format!("cannot convert {}", args.hf_dir.display()))?;
     bar.finish_and_clear();
+    staging.place(&made, &target)?;
     eprintln!(
         "wrote {} ({}): {} tensors, {} parameters, {} metadata keys, {} in {:.1} s",
-        summary.path.display(),
+        args.out.display(),
         summary.out_type,
         summary.n_tensors,
         summary.n_params,
@@ -282,6 +425,24 @@ pub fn convert(args: ConvertArgs) -> Result<()> {
         start.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// The files in `dir` and in its subdirectories down to `depth` levels (the converter's
+/// inputs: `model.safetensors`, `2_Dense/model.safetensors`, ...).
+fn files_under(dir: &Path, depth: usize) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return files;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        match entry.file_type() {
+            Ok(t) if t.is_dir() && depth > 1 => files.extend(files_under(&path, depth - 1)),
+            Ok(t) if !t.is_dir() => files.push(path),
+            _ => {}
+        }
+    }
+    files
 }
 
 /// Builds the ids of a text that is exactly `n` tokens long, `<bos>` and `<eos>` included:
@@ -356,8 +517,9 @@ pub fn bench(args: BenchArgs) -> Result<()> {
             .precision
             .map_or("default".to_owned(), |p| format!("{p:?}").to_lowercase()),
     };
-    println!("{}", serde_json::to_string(&line)?);
-    Ok(())
+    let mut out = Destination::stdout();
+    writeln!(out, "{}", serde_json::to_string(&line)?)?;
+    out.commit()
 }
 
 fn round3(x: f64) -> f64 {
@@ -368,7 +530,7 @@ fn round3(x: f64) -> f64 {
 pub fn info(args: InfoArgs) -> Result<()> {
     let (model, load_time) = open_model(&args.model)?;
     let info = model.info();
-    let mut out = Destination::open(None)?;
+    let mut out = Destination::stdout();
     if args.json {
         let prompts: serde_json::Map<String, serde_json::Value> = model
             .prompts()
@@ -427,4 +589,56 @@ pub fn info(args: InfoArgs) -> Result<()> {
         }
     }
     out.commit()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_cover_every_text_once() {
+        assert_eq!(batches(0, 4, true), Vec::<Range<usize>>::new());
+        assert_eq!(batches(1, 4, true), vec![0..1]);
+        assert_eq!(batches(6, 4, false), vec![0..4, 4..6]);
+        assert_eq!(batches(6, 4, true), vec![0..1, 1..5, 5..6]);
+        assert_eq!(batches(8, 4, false), vec![0..4, 4..8]);
+    }
+
+    #[test]
+    fn format_from_flag_and_extension() {
+        let file = |p: &str| Target::File {
+            path: p.into(),
+            existing: None,
+        };
+        let cases = [
+            (None, Some("e.csv"), Some(Format::Csv)),
+            (None, Some("E.JSON"), Some(Format::Json)),
+            (None, Some("dir.v2/e.npy"), Some(Format::Npy)),
+            (None, Some("e.jsonl"), Some(Format::Jsonl)),
+            (None, Some("e.txt"), Some(Format::Jsonl)),
+            (None, Some("noext"), Some(Format::Jsonl)),
+            (None, None, Some(Format::Jsonl)),
+            (Some(Format::Csv), Some("e.csv"), Some(Format::Csv)),
+            (Some(Format::Csv), Some("e.out"), Some(Format::Csv)),
+            (Some(Format::Json), Some("e.csv"), None),
+            (Some(Format::Jsonl), Some("e.json"), None),
+            (Some(Format::Npy), None, Some(Format::Npy)),
+        ];
+        for (explicit, path, want) in cases {
+            let target = path.map_or(Target::Stdout, file);
+            let got = output_format(explicit, path.map(Path::new), &target);
+            match want {
+                Some(f) => assert_eq!(got.unwrap(), f, "{explicit:?} {path:?}"),
+                None => {
+                    let msg = got.unwrap_err().to_string();
+                    assert!(msg.contains(path.unwrap()), "{msg}");
+                }
+            }
+        }
+        // `-o -` is standard output: `-` has no extension to follow, whatever --format says.
+        assert_eq!(
+            output_format(Some(Format::Csv), Some(Path::new("-")), &Target::Stdout).unwrap(),
+            Format::Csv
+        );
+    }
 }

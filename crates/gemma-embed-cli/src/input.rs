@@ -106,7 +106,19 @@ fn parse_json_text(line: &str) -> Result<String> {
     if line.trim().is_empty() {
         bail!("the line is empty");
     }
-    match serde_json::from_str::<serde_json::Value>(line)? {
+    let value = match serde_json::from_str::<serde_json::Value>(line) {
+        Ok(v) => v,
+        Err(e) => match lone_surrogate(line) {
+            // serde_json's words for this ("unexpected end of hex escape") point nowhere useful.
+            Some((column, escape)) => bail!(
+                "{escape} at column {column} is half of a UTF-16 surrogate pair, without its \
+                 other half: it encodes no character (write the character itself in UTF-8, or \
+                 both halves, as in \\ud83d\\ude00)"
+            ),
+            None => return Err(e.into()),
+        },
+    };
+    match value {
         serde_json::Value::String(s) => Ok(s),
         serde_json::Value::Object(mut map) => match map.remove("text") {
             Some(serde_json::Value::String(s)) => Ok(s),
@@ -114,6 +126,51 @@ fn parse_json_text(line: &str) -> Result<String> {
         },
         other => bail!("found {}", kind(&other)),
     }
+}
+
+/// The first `\uXXXX` escape in `line` that is a UTF-16 surrogate without its other half, as
+/// (1-based column, the escape as written).
+fn lone_surrogate(line: &str) -> Option<(usize, &str)> {
+    let bytes = line.as_bytes();
+    let hex4 = |at: usize| -> Option<u16> {
+        let h = line.get(at..at + 4)?;
+        if !h.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        u16::from_str_radix(h, 16).ok()
+    };
+    let is_high = |u: u16| (0xD800..0xDC00).contains(&u);
+    let is_low = |u: u16| (0xDC00..0xE000).contains(&u);
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] != b'\\' {
+            i += 1;
+            continue;
+        }
+        if bytes.get(i + 1) != Some(&b'u') {
+            // `\\`, `\"`, `\n`, ...: skip the escaped character too.
+            i += 2;
+            continue;
+        }
+        let Some(u) = hex4(i + 2) else {
+            i += 2;
+            continue;
+        };
+        if is_high(u) {
+            let pair = bytes.get(i + 6) == Some(&b'\\')
+                && bytes.get(i + 7) == Some(&b'u')
+                && hex4(i + 8).is_some_and(is_low);
+            if !pair {
+                return Some((i + 1, &line[i..i + 6]));
+            }
+            i += 12;
+        } else if is_low(u) {
+            return Some((i + 1, &line[i..i + 6]));
+        } else {
+            i += 6;
+        }
+    }
+    None
 }
 
 fn kind(v: &serde_json::Value) -> &'static str {
@@ -178,5 +235,29 @@ mod tests {
         assert!(format!("{err:#}").contains("line 2"), "{err:#}");
         let err = parse_texts(b"\"a\"\n\n\"b\"\n", InputFormat::Jsonl, &src()).unwrap_err();
         assert!(format!("{err:#}").contains("line 2"), "{err:#}");
+    }
+
+    #[test]
+    fn lone_surrogates_are_named() {
+        for (line, col, esc) in [
+            (r#""\ud800""#, 2, r"\ud800"),
+            (r#""ok \uDBFF then""#, 5, r"\uDBFF"),
+            (r#""\udc00""#, 2, r"\udc00"),
+            (r#""\ud83d\ude00 \ud83d""#, 15, r"\ud83d"),
+            (r#"{"text": "\\\ud800"}"#, 13, r"\ud800"),
+        ] {
+            assert_eq!(lone_surrogate(line), Some((col, esc)), "{line}");
+            let err = parse_texts(line.as_bytes(), InputFormat::Jsonl, &src()).unwrap_err();
+            let msg = format!("{err:#}");
+            assert!(
+                msg.contains("line 1") && msg.contains(esc) && msg.contains("surrogate"),
+                "{msg}"
+            );
+        }
+        // A pair, and an escaped backslash before `u`, are not lone surrogates.
+        for line in [r#""\ud83d\ude00""#, r#""\\ud800""#, r#""\u00e9""#] {
+            assert_eq!(lone_surrogate(line), None, "{line}");
+            assert!(parse_texts(line.as_bytes(), InputFormat::Jsonl, &src()).is_ok());
+        }
     }
 }

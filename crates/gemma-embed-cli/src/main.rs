@@ -4,6 +4,8 @@
 //! results. Data goes to standard output (or `--output`); everything else (progress, `--stats`,
 //! errors) goes to standard error.
 
+mod args;
+mod cleanup;
 mod commands;
 mod input;
 mod output;
@@ -12,7 +14,7 @@ mod stats;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use crate::input::InputFormat;
 use crate::output::Format;
@@ -21,6 +23,8 @@ use crate::output::Format;
 ///
 /// Without a subcommand, works like `gemma-embed embed`: embeds the lines of standard input (or
 /// the TEXT arguments) and writes one JSON object per line.
+///
+/// Long flags take one dash or two (`-model m.gguf`, `--model m.gguf`, `-format=json`).
 #[derive(Debug, Parser)]
 #[command(
     name = "gemma-embed",
@@ -113,13 +117,15 @@ struct EmbedArgs {
     #[command(flatten)]
     input: InputArgs,
 
-    /// Write the output to FILE instead of standard output (created only if everything succeeds).
+    /// Write the output to FILE instead of standard output (a regular file is replaced only if
+    /// everything succeeds, keeping its owner and mode; a device or FIFO is written through).
     #[arg(long, short = 'o', value_name = "FILE")]
     output: Option<PathBuf>,
 
-    /// Output format.
-    #[arg(long, short = 'f', value_enum, default_value_t = Format::Jsonl)]
-    format: Format,
+    /// Output format [default: from the --output extension (.jsonl, .json, .csv, .npy), else
+    /// jsonl].
+    #[arg(long, short = 'f', value_enum)]
+    format: Option<Format>,
 
     /// Task prompt to put in front of every text: `query`, `document`, or any of the model's
     /// prompt names (see `gemma-embed info`).
@@ -147,7 +153,8 @@ struct EmbedArgs {
     #[arg(long)]
     no_truncate: bool,
 
-    /// Print timing, throughput, peak memory and the kernel backend to standard error.
+    /// Print load time, first and warm inference time, throughput, peak memory and the kernel
+    /// backend to standard error.
     #[arg(long)]
     stats: bool,
 }
@@ -188,7 +195,8 @@ struct ConvertArgs {
     #[arg(value_name = "HF_DIR")]
     hf_dir: PathBuf,
 
-    /// The GGUF file to write.
+    /// The GGUF file to write (replaced only when complete, keeping its owner and mode; `-`
+    /// for standard output).
     #[arg(long, short = 'o', value_name = "FILE.gguf")]
     out: PathBuf,
 
@@ -223,7 +231,15 @@ struct InfoArgs {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let argv = match args::normalize(std::env::args_os().collect(), &Cli::command()) {
+        Ok(argv) => argv,
+        Err(err) => {
+            eprintln!("error: {err}\n\nFor more information, try '--help'.");
+            // clap's exit code for a usage error.
+            return ExitCode::from(2);
+        }
+    };
+    let cli = Cli::parse_from(argv);
     let result = match cli.command {
         None => commands::embed(cli.embed),
         Some(Command::Embed(args)) => commands::embed(args),
@@ -234,17 +250,40 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // A closed pipe (`gemma-embed ... | head`) is the reader's choice, not an error.
+        Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
-            // A closed pipe (`gemma-embed ... | head`) is the reader's choice, not an error.
-            let broken_pipe = err.chain().any(|e| {
-                e.downcast_ref::<std::io::Error>()
-                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
-            });
-            if broken_pipe {
-                return ExitCode::SUCCESS;
-            }
-            eprintln!("gemma-embed: error: {err:#}");
+            eprintln!("gemma-embed: error: {}", message(&err));
             ExitCode::FAILURE
         }
     }
+}
+
+/// Whether `err` comes from writing to a pipe whose reader has gone, directly or through
+/// serde_json (whose error hides the `io::Error` from the source chain).
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| {
+        e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            || e.downcast_ref::<serde_json::Error>()
+                .is_some_and(|j| j.io_error_kind() == Some(std::io::ErrorKind::BrokenPipe))
+    })
+}
+
+/// The error and its causes, joined by ": ", each cause once: many errors already include
+/// their source's text in their own ("cannot open x: No such device"), and printing the
+/// source again would say it twice.
+fn message(err: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }

@@ -17,6 +17,16 @@ pub enum Error {
         /// The path that was tried.
         path: PathBuf,
     },
+    /// The model path names something that is not a regular file (a directory, a FIFO, a
+    /// device, a socket): reading it could block forever or never end, so it is refused before
+    /// it is opened.
+    #[error("{} is {kind}, not a model file; give the path of a GGUF file", path.display())]
+    ModelNotAFile {
+        /// The path that was given.
+        path: PathBuf,
+        /// What is there: "a directory", "a FIFO (named pipe)", "a character device", ...
+        kind: &'static str,
+    },
     /// The runtime could not load the model or failed while running it.
     #[error(transparent)]
     Runtime(#[from] gemma_runtime::RuntimeError),

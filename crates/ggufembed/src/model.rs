@@ -395,13 +395,44 @@ pub fn cosine_similarity(a: &[f32], b: &[f32]) -> f32 {
     }
 }
 
-/// `ModelNotFound` if there is no file at `path`. Other problems (permissions, a directory...)
-/// are left for the runtime to report when it opens the file.
+/// `ModelNotFound` if there is no file at `path`, `ModelNotAFile` if what is there is not a
+/// regular file (opening a FIFO blocks until a writer comes; a directory or a device cannot be
+/// mapped). Other problems (permissions, a malformed file) are left for the runtime to report
+/// when it opens the file.
 pub(crate) fn require_model_file(path: &Path) -> Result<()> {
     match std::fs::metadata(path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::ModelNotFound {
             path: path.to_owned(),
         }),
+        Ok(meta) if !meta.is_file() => Err(Error::ModelNotAFile {
+            path: path.to_owned(),
+            kind: file_kind(&meta.file_type()),
+        }),
         _ => Ok(()),
+    }
+}
+
+/// "a directory", "a FIFO (named pipe)", ...: what a path that is not a regular file names.
+fn file_kind(ty: &std::fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if ty.is_fifo() {
+            return "a FIFO (named pipe)";
+        }
+        if ty.is_char_device() {
+            return "a character device";
+        }
+        if ty.is_block_device() {
+            return "a block device";
+        }
+        if ty.is_socket() {
+            return "a socket";
+        }
+    }
+    if ty.is_dir() {
+        "a directory"
+    } else {
+        "something other than a regular file"
     }
 }

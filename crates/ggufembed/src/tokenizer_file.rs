@@ -49,6 +49,35 @@ mod tests {
         }
     }
 
+    /// A directory or a device is refused by name before anything opens it (a FIFO would block
+    /// in `open`; the CLI tests cover that one).
+    #[test]
+    fn a_path_that_is_not_a_regular_file_is_refused() {
+        let dir = std::env::temp_dir();
+        #[allow(unused_mut)]
+        let mut cases = vec![(dir.as_path(), "a directory")];
+        #[cfg(unix)]
+        cases.push((Path::new("/dev/null"), "a character device"));
+        for (path, want) in cases {
+            for r in [
+                load_tokenizer(path).map(|_| ()),
+                crate::Model::open(path, crate::Options::default().threads(1)).map(|_| ()),
+            ] {
+                match r {
+                    Err(e @ Error::ModelNotAFile { .. }) => {
+                        let msg = e.to_string();
+                        assert!(msg.contains(want), "{msg}");
+                        assert!(msg.contains(&path.display().to_string()), "{msg}");
+                    }
+                    other => panic!(
+                        "expected ModelNotAFile for {}, got {other:?}",
+                        path.display()
+                    ),
+                }
+            }
+        }
+    }
+
     #[test]
     fn a_file_that_is_not_gguf_is_a_runtime_error() {
         let path = std::env::temp_dir().join(format!("ggufembed-not-gguf-{}", std::process::id()));
