@@ -161,6 +161,9 @@ pub fn embed(mut args: EmbedArgs) -> Result<()> {
         bail!("--format npy is binary: give --output FILE or redirect standard output");
     }
     let (texts, source) = read_texts(input.texts, input.input, input.input_format)?;
+    // Opened before the model loads, so that an output that cannot be written (someone else's
+    // file) fails at once. A failed run deletes the temporary file; the target stays as it was.
+    let destination = Destination::open(&target)?;
     let (model, load_time) = open_model(&args.model)?;
 
     let options = EmbedOptions::default()
@@ -187,7 +190,7 @@ pub fn embed(mut args: EmbedArgs) -> Result<()> {
         .into());
     }
 
-    let mut writer = EmbeddingWriter::begin(format, Destination::open(&target)?, texts.len(), dim)?;
+    let mut writer = EmbeddingWriter::begin(format, destination, texts.len(), dim)?;
     let bar = progress_bar(
         texts.len() as u64,
         texts.len() > args.batch_size,
