@@ -63,7 +63,8 @@ struct ModelArgs {
     #[arg(long, short = 'm', value_name = "PATH")]
     model: Option<PathBuf>,
 
-    /// Worker threads [default: one per core]
+    /// Worker threads [default: one per core; more than the cores this process may use is cut
+    /// to that number]
     #[arg(long, short = 't', value_name = "N", value_parser = clap::value_parser!(u32).range(1..=4096))]
     threads: Option<u32>,
 

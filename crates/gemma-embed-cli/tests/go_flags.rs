@@ -1,3 +1,4 @@
+#![cfg(unix)]
 //! The command lines of the Go tool that `gemma-embed` replaces work as written (single-dash
 //! long flags, the output format taken from the file name, `-stats`), with the real binary and
 //! the real model, and give the same output as the double-dash forms.

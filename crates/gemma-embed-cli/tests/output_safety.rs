@@ -1,3 +1,4 @@
+#![cfg(unix)]
 //! What a hostile but fair user of the command line can do to it, through the real binary:
 //! outputs that are devices, FIFOs, links, other people's files, read-only files or the model
 //! itself; interrupts; model paths that are not files; closed pipes; errors in the middle of a
@@ -388,8 +389,10 @@ fn interrupt(args: &[&str], dir: &Path, signal: (&str, i32), keep: &[&str], insi
         std::thread::sleep(Duration::from_millis(20));
     };
     std::thread::sleep(Duration::from_millis(200));
-    let kill = Command::new("kill")
-        .args([&format!("-{}", signal.0), &child.id().to_string()])
+    // The shell's own `kill` (no procps needed).
+    let kill = Command::new("sh")
+        .args(["-c", "kill -s \"$1\" \"$2\"", "sh", signal.0])
+        .arg(child.id().to_string())
         .status()
         .unwrap();
     assert!(kill.success());
