@@ -2,10 +2,10 @@
 //!
 //! Output files are written under a temporary name beside their target and renamed over it only
 //! when complete; the temporary file is deleted when its owner drops it. A SIGINT (Ctrl-C),
-//! SIGTERM or SIGHUP ends the process without running any destructor, so every such path is also
-//! [`register`]ed here: the first registration starts a thread that waits for those signals,
-//! removes the registered paths, and then ends the process the way the signal would have (the
-//! shell still sees "killed by SIGINT").
+//! SIGTERM, SIGHUP or SIGQUIT ends the process without running any destructor, so every such
+//! path is also [`register`]ed here: the first registration starts a thread that waits for
+//! those signals, removes the registered paths, and then ends the process the way the signal
+//! would have (the shell still sees "killed by SIGINT").
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -21,8 +21,8 @@ fn pending() -> MutexGuard<'static, Vec<PathBuf>> {
 #[derive(Debug)]
 pub struct Registration(PathBuf);
 
-/// Removes `path` (a file, or a directory and everything in it) if SIGINT, SIGTERM or SIGHUP
-/// arrives before the returned value is dropped.
+/// Removes `path` (a file, or a directory and everything in it) if SIGINT, SIGTERM, SIGHUP or
+/// SIGQUIT arrives before the returned value is dropped.
 pub fn register(path: &Path) -> Registration {
     start_watcher();
     pending().push(path.to_owned());
@@ -52,12 +52,14 @@ fn remove(path: &Path) {
 
 #[cfg(unix)]
 fn start_watcher() {
-    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
     static STARTED: std::sync::Once = std::sync::Once::new();
     STARTED.call_once(|| {
         // Best effort: without the watcher an interrupted run leaves its temporary file, as
         // it would without this module.
-        let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]) else {
+        let Ok(mut signals) =
+            signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP, SIGQUIT])
+        else {
             return;
         };
         let _ = std::thread::Builder::new()

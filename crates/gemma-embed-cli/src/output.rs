@@ -108,10 +108,21 @@ impl Target {
                     existing: Some(Existing { meta }),
                 })
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Target::File {
-                path: follow_dangling(path)?,
-                existing: None,
-            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let real = follow_dangling(path)?;
+                let dir = parent_dir(&real);
+                if !dir.is_dir() {
+                    bail!(
+                        "cannot write the output {}: there is no directory {}",
+                        path.display(),
+                        dir.display()
+                    );
+                }
+                Ok(Target::File {
+                    path: real,
+                    existing: None,
+                })
+            }
             Err(e) => {
                 Err(e).with_context(|| format!("cannot look at the output {}", path.display()))
             }

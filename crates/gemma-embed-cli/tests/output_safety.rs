@@ -348,6 +348,17 @@ fn a_directory_is_not_an_output() {
     ));
     assert!(err.contains("is a directory"), "{err}");
     assert!(files_in(dir.path()).is_empty());
+    // Nor is a file in a directory that does not exist.
+    let missing = dir.path().join("no-such-dir").join("out.jsonl");
+    let err = failed(&run(
+        &["--model", &model(), "-o", missing.to_str().unwrap(), "x"],
+        b"",
+    ));
+    assert!(
+        err.contains("there is no directory") && err.contains("no-such-dir"),
+        "{err}"
+    );
+    assert!(files_in(dir.path()).is_empty());
 }
 
 // ---- interrupts ----
