@@ -368,6 +368,9 @@ fn a_directory_is_not_an_output() {
 fn interrupt(args: &[&str], dir: &Path, signal: (&str, i32), keep: &[&str], inside: &str) {
     let mut child = Command::new(BIN)
         .args(args)
+        // The signal may come while the model loads: keep the shared cache of packed weights
+        // out of it (its writes are the runtime's, not this command's).
+        .env(ggufembed::NO_PACK_CACHE_ENV, "1")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
