@@ -329,7 +329,7 @@ fn download(dir: &Path, w: &Wheel) -> anyhow::Result<()> {
 }
 
 /// `pip`, or `python3 -m pip` when there is no `pip` on the PATH.
-fn pip_command() -> Command {
+pub(crate) fn pip_command() -> Command {
     let has_pip = Command::new("pip")
         .arg("--version")
         .output()
@@ -530,7 +530,7 @@ fn process_alive(pid: u32, lock: &Path) -> bool {
 }
 
 /// Removes a file or directory when dropped (cleanup of temporary names on error).
-struct RemoveOnDrop(PathBuf);
+pub(crate) struct RemoveOnDrop(pub(crate) PathBuf);
 
 impl Drop for RemoveOnDrop {
     fn drop(&mut self) {
@@ -553,7 +553,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// SHA-256 of a file, as lowercase hex.
-fn sha256_file(path: &Path) -> anyhow::Result<String> {
+pub(crate) fn sha256_file(path: &Path) -> anyhow::Result<String> {
     let mut file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];

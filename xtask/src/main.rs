@@ -4,7 +4,9 @@
 //! * `convert HF_DIR --out FILE --type T` — run the converter on any checkpoint directory;
 //! * `test` — fetch the Q8_0 and F32 models, then `cargo test --workspace --release`;
 //! * `embed [ARGS...]` — fetch the default model, then run `gemma-embed embed ARGS...`;
-//! * `bench` — the standard benchmark set beside llama.cpp (see the `bench` module).
+//! * `bench` — the standard benchmark set beside llama.cpp (see the `bench` module);
+//! * `golden wordpiece` — Hugging Face `tokenizers` ids for all-MiniLM-L6-v2 (see `wordpiece`);
+//! * `bench-wordpiece` — `wordpiece-tokenizer` beside `tokenizers` on one thread.
 //!
 //! Each command lives in its own module; this file only parses the command line.
 
@@ -14,6 +16,7 @@ mod embed;
 mod fetch;
 mod progress;
 mod test;
+mod wordpiece;
 
 use clap::{Parser, Subcommand};
 
@@ -39,6 +42,12 @@ enum Command {
     Embed(embed::Args),
     /// Run the standard benchmarks (ggufembed beside llama.cpp) and print a markdown report.
     Bench(bench::BenchArgs),
+    /// Make golden data with a reference implementation (`wordpiece`: Hugging Face `tokenizers`
+    /// ids for all-MiniLM-L6-v2 into `testdata/golden/minilm/`).
+    Golden(wordpiece::GoldenArgs),
+    /// Measure `wordpiece-tokenizer` beside Hugging Face `tokenizers` on one thread over
+    /// `testdata/corpus`, in one run.
+    BenchWordpiece(wordpiece::BenchArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -49,6 +58,8 @@ fn main() -> std::process::ExitCode {
         Command::Test(args) => test::run(&args),
         Command::Embed(args) => embed::run(&args),
         Command::Bench(args) => bench::run(&args).map(|()| std::process::ExitCode::SUCCESS),
+        Command::Golden(args) => wordpiece::golden(&args),
+        Command::BenchWordpiece(args) => wordpiece::bench(&args),
     };
     match result {
         Ok(code) => code,
