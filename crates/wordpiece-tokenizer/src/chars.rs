@@ -124,4 +124,43 @@ mod tests {
         assert!(is_mark_nonspacing('\u{301}') && !is_mark_nonspacing('\u{903}'));
         assert!(is_chinese('\u{65e5}') && !is_chinese('\u{3042}'));
     }
+
+    /// The generated tables give what the `unicode_categories` crate that `tokenizers` uses
+    /// gives, on every code point.
+    #[test]
+    fn tables_equal_unicode_categories_everywhere() {
+        use unicode_categories::UnicodeCategories;
+        for c in (0..=0x10FFFFu32).filter_map(char::from_u32) {
+            let control = !matches!(c, '\t' | '\n' | '\r') && c.is_other();
+            assert_eq!(is_control(c), control, "{c:?}");
+            let punct = c.is_ascii_punctuation() || c.is_punctuation();
+            assert_eq!(is_punctuation(c), punct, "{c:?}");
+            assert_eq!(is_mark_nonspacing(c), c.is_mark_nonspacing(), "{c:?}");
+        }
+    }
+
+    #[test]
+    fn ascii_classes_follow_the_general_rules() {
+        for (clean, lower) in [(true, true), (true, false), (false, true), (false, false)] {
+            let t = ascii_classes(clean, lower);
+            for b in 0u8..128 {
+                let c = char::from(b);
+                let want = if clean && (b == 0 || is_control(c)) {
+                    AsciiClass::Drop
+                } else if c.is_whitespace() {
+                    AsciiClass::Space
+                } else if is_punctuation(c) {
+                    AsciiClass::Punct
+                } else if lower {
+                    AsciiClass::Word(c.to_lowercase().next().unwrap() as u8)
+                } else {
+                    AsciiClass::Word(b)
+                };
+                assert_eq!(t[usize::from(b)], want, "{c:?} clean {clean} lower {lower}");
+            }
+        }
+        // Vertical tab and form feed are controls before they are whitespace.
+        assert_eq!(ascii_classes(true, true)[0x0b], AsciiClass::Drop);
+        assert_eq!(ascii_classes(false, true)[0x0c], AsciiClass::Space);
+    }
 }

@@ -3,7 +3,7 @@
 //! the corpus (ten languages) with the model's truncation to 256 tokens and without truncation,
 //! and 3,000 generated strings full of the cases BERT's normalizer treats specially. Checked
 //! from `vocab.txt` and from the same vocabulary in llama.cpp's GGUF form (`▁` on word-initial
-//! tokens, no `##`).
+//! tokens, no `##`). Decoding (special tokens skipped, cleanup on) gives Hugging Face's text.
 
 use wordpiece_tokenizer::{EncodeOptions, Tokenizer, Truncation, VocabConfig, VocabStyle};
 
@@ -13,6 +13,7 @@ struct Golden {
     text: String,
     ids: Vec<u32>,
     ids_full: Vec<u32>,
+    decoded: String,
 }
 
 fn golden(file: &str) -> Vec<Golden> {
@@ -32,6 +33,7 @@ fn golden(file: &str) -> Vec<Golden> {
                 text: v["text"].as_str().unwrap().to_owned(),
                 ids: ids(&v["ids"]),
                 ids_full: ids(&v["ids_full"]),
+                decoded: v["decoded"].as_str().unwrap().to_owned(),
             }
         })
         .collect()
@@ -93,6 +95,9 @@ fn check(tok: &Tokenizer, file: &str, expected_count: usize, what: &str) {
         let got = tok.encode_with(&e.text, &cut).unwrap();
         truncated += usize::from(e.ids_full.len() > 256);
         if full != e.ids_full || got != e.ids {
+            bad.push((e, full));
+        } else if tok.decode(&full).unwrap() != e.decoded {
+            eprintln!("{what}: decode MISMATCH on {:?}: {:?}", e.text, tok.decode(&full));
             bad.push((e, full));
         }
     }
