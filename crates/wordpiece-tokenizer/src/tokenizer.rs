@@ -304,7 +304,12 @@ impl Tokenizer {
                     })
                 }
                 Some(_) => {}
-                None => *slot = (0..n).rev().find(|&i| text(i) == name.as_bytes()).map(|i| i as u32),
+                None => {
+                    *slot = (0..n)
+                        .rev()
+                        .find(|&i| text(i) == name.as_bytes())
+                        .map(|i| i as u32)
+                }
             }
         }
         for (which, name, needed, id) in [
@@ -359,7 +364,7 @@ impl Tokenizer {
                 specials.push((t.to_vec(), id));
             }
         }
-        specials.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        specials.sort_by_key(|s| std::cmp::Reverse(s.0.len()));
         let mut special_first = [false; 256];
         for (t, _) in &specials {
             special_first[usize::from(t[0])] = true;
@@ -701,8 +706,7 @@ impl Tokenizer {
             self.word_piece(c.encode_utf8(&mut buf).as_bytes(), 1, out);
         } else {
             let mut buf = [0u8; 4];
-            s.word
-                .extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+            s.word.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
             s.word_chars += 1;
         }
     }

@@ -97,7 +97,11 @@ fn check(tok: &Tokenizer, file: &str, expected_count: usize, what: &str) {
         if full != e.ids_full || got != e.ids {
             bad.push((e, full));
         } else if tok.decode(&full).unwrap() != e.decoded {
-            eprintln!("{what}: decode MISMATCH on {:?}: {:?}", e.text, tok.decode(&full));
+            eprintln!(
+                "{what}: decode MISMATCH on {:?}: {:?}",
+                e.text,
+                tok.decode(&full)
+            );
             bad.push((e, full));
         }
     }
@@ -113,7 +117,10 @@ fn check(tok: &Tokenizer, file: &str, expected_count: usize, what: &str) {
         g.len() - bad.len(),
         g.len()
     );
-    eprintln!("{what} {file}: {} texts exact, {truncated} of them truncated", g.len());
+    eprintln!(
+        "{what} {file}: {} texts exact, {truncated} of them truncated",
+        g.len()
+    );
     // The batch path gives the same ids, in order.
     let texts: Vec<&str> = g.iter().map(|e| e.text.as_str()).collect();
     let batch = tok.encode_batch(&texts, &cut).unwrap();
@@ -129,7 +136,12 @@ fn corpus_parity_from_vocab_txt() {
 
 #[test]
 fn corpus_parity_from_gguf_style_tokens() {
-    check(&from_gguf_style(), "tokens.jsonl", 1749, "GGUF-style tokens");
+    check(
+        &from_gguf_style(),
+        "tokens.jsonl",
+        1749,
+        "GGUF-style tokens",
+    );
 }
 
 #[test]
@@ -139,7 +151,12 @@ fn generated_parity_from_vocab_txt() {
 
 #[test]
 fn generated_parity_from_gguf_style_tokens() {
-    check(&from_gguf_style(), "generated.jsonl", 3000, "GGUF-style tokens");
+    check(
+        &from_gguf_style(),
+        "generated.jsonl",
+        3000,
+        "GGUF-style tokens",
+    );
 }
 
 #[test]
@@ -159,7 +176,11 @@ fn truncation_keeps_cls_and_sep() {
     let tok = from_vocab_file();
     let g = golden("tokens.jsonl");
     let e = g.iter().max_by_key(|e| e.ids_full.len()).unwrap();
-    assert!(e.ids_full.len() > 256, "longest doc has {} ids", e.ids_full.len());
+    assert!(
+        e.ids_full.len() > 256,
+        "longest doc has {} ids",
+        e.ids_full.len()
+    );
     let opts = EncodeOptions {
         max_length: Some(256),
         ..EncodeOptions::default()

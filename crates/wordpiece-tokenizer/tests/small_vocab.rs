@@ -33,7 +33,10 @@ fn greedy_longest_match_and_unk() {
     assert_eq!(t.encode_with("abb", &plain()).unwrap(), vec![20, 21]);
     assert_eq!(t.encode_with("aaa", &plain()).unwrap(), vec![12, 13, 13]);
     // A word with an uncovered part is one [UNK], whatever matched before it.
-    assert_eq!(t.encode_with("unaffablez hello", &plain()).unwrap(), vec![1, 8]);
+    assert_eq!(
+        t.encode_with("unaffablez hello", &plain()).unwrap(),
+        vec![1, 8]
+    );
     // Continuation-only text cannot start a word.
     assert_eq!(t.encode_with("b", &plain()).unwrap(), vec![1]);
 }
@@ -48,7 +51,10 @@ fn words_over_the_char_limit_are_unk() {
         max_input_chars_per_word: 3,
         ..VocabConfig::default()
     });
-    assert_eq!(short.encode_with("xxx xxxx", &plain()).unwrap(), vec![18, 19, 19, 1]);
+    assert_eq!(
+        short.encode_with("xxx xxxx", &plain()).unwrap(),
+        vec![18, 19, 19, 1]
+    );
     // Characters, not bytes: three two-byte characters are three.
     let t2 = Tokenizer::from_parts(
         ["[UNK]", "[CLS]", "[SEP]", "é", "##é"],
@@ -67,14 +73,19 @@ fn normalization_settings() {
     let uncased = tok(VocabConfig::default());
     // Accents stripped, lower-cased, punctuation split, CJK split, controls removed.
     assert_eq!(
-        uncased.encode_with("Café,日本\u{200b}!\u{7}", &plain()).unwrap(),
+        uncased
+            .encode_with("Café,日本\u{200b}!\u{7}", &plain())
+            .unwrap(),
         vec![14, 9, 16, 17, 10]
     );
     let cased = tok(VocabConfig {
         normalization: Normalization::CASED,
         ..VocabConfig::default()
     });
-    assert_eq!(cased.encode_with("café Hello", &plain()).unwrap(), vec![15, 1]);
+    assert_eq!(
+        cased.encode_with("café Hello", &plain()).unwrap(),
+        vec![15, 1]
+    );
     // Lower-casing without stripping accents.
     let keep_accents = tok(VocabConfig {
         normalization: Normalization {
@@ -83,7 +94,10 @@ fn normalization_settings() {
         },
         ..VocabConfig::default()
     });
-    assert_eq!(keep_accents.encode_with("CAFÉ", &plain()).unwrap(), vec![15]);
+    assert_eq!(
+        keep_accents.encode_with("CAFÉ", &plain()).unwrap(),
+        vec![15]
+    );
     // Without CJK handling, ideographs stay in the word.
     let no_cjk = tok(VocabConfig {
         normalization: Normalization {
@@ -102,13 +116,19 @@ fn normalization_settings() {
         ..VocabConfig::default()
     });
     assert_eq!(dirty.encode_with("a\u{7}a", &plain()).unwrap(), vec![1]);
-    assert_eq!(uncased.encode_with("a\u{7}a", &plain()).unwrap(), vec![12, 13]);
+    assert_eq!(
+        uncased.encode_with("a\u{7}a", &plain()).unwrap(),
+        vec![12, 13]
+    );
 }
 
 #[test]
 fn special_token_text_is_matched_before_normalization() {
     let t = tok(VocabConfig::default());
-    assert_eq!(t.encode_with("hello[SEP]a", &plain()).unwrap(), vec![8, 3, 12]);
+    assert_eq!(
+        t.encode_with("hello[SEP]a", &plain()).unwrap(),
+        vec![8, 3, 12]
+    );
     // Not lower-cased first: "[sep]" is punctuation and a word.
     assert_eq!(t.encode_with("[sep]", &plain()).unwrap(), vec![1, 1, 1]);
     let no_parse = EncodeOptions {
@@ -127,9 +147,15 @@ fn special_ids_by_name_or_config_and_errors() {
     );
     assert!(t.is_special(4) && !t.is_special(5));
     let e = Tokenizer::from_parts(["a", "[CLS]", "[SEP]"], VocabConfig::default()).unwrap_err();
-    assert!(matches!(e, TokenizerError::MissingSpecialToken { which: "unk", .. }), "{e}");
+    assert!(
+        matches!(e, TokenizerError::MissingSpecialToken { which: "unk", .. }),
+        "{e}"
+    );
     let e = Tokenizer::from_parts(["[UNK]", "[SEP]"], VocabConfig::default()).unwrap_err();
-    assert!(matches!(e, TokenizerError::MissingSpecialToken { which: "cls", .. }), "{e}");
+    assert!(
+        matches!(e, TokenizerError::MissingSpecialToken { which: "cls", .. }),
+        "{e}"
+    );
     // Without [CLS]/[SEP] added, they are not needed.
     let bare = Tokenizer::from_parts(
         ["[UNK]", "a"],
@@ -150,7 +176,14 @@ fn special_ids_by_name_or_config_and_errors() {
     )
     .unwrap_err();
     assert!(
-        matches!(e, TokenizerError::SpecialIdOutOfRange { which: "sep", id: 99, vocab_size: 25 }),
+        matches!(
+            e,
+            TokenizerError::SpecialIdOutOfRange {
+                which: "sep",
+                id: 99,
+                vocab_size: 25
+            }
+        ),
         "{e}"
     );
     let e = Tokenizer::from_parts(Vec::<String>::new(), VocabConfig::default()).unwrap_err();
@@ -182,9 +215,18 @@ fn phantom_space_vocabulary_equals_wordpiece_vocabulary() {
     assert_eq!(p.config().style, VocabStyle::PhantomSpace);
     let w = tok(VocabConfig::default());
     assert_eq!(w.config().style, VocabStyle::WordPiece);
-    for s in ["unaffable, hello!", "aaa abb xx", "Café 日本 [SEP]", "b", ""] {
+    for s in [
+        "unaffable, hello!",
+        "aaa abb xx",
+        "Café 日本 [SEP]",
+        "b",
+        "",
+    ] {
         assert_eq!(p.encode(s), w.encode(s), "{s:?}");
-        assert_eq!(p.decode(&p.encode(s)).unwrap(), w.decode(&w.encode(s)).unwrap());
+        assert_eq!(
+            p.decode(&p.encode(s)).unwrap(),
+            w.decode(&w.encode(s)).unwrap()
+        );
     }
     // Forcing the other style reads the same tokens differently.
     let forced = Tokenizer::from_parts(
@@ -207,21 +249,35 @@ fn truncation() {
         ..EncodeOptions::default()
     };
     assert_eq!(
-        t.encode_with("a a a a", &opts(4, Truncation::Truncate)).unwrap(),
+        t.encode_with("a a a a", &opts(4, Truncation::Truncate))
+            .unwrap(),
         vec![2, 12, 12, 3]
     );
     assert_eq!(
-        t.encode_with("a a a a", &opts(2, Truncation::Truncate)).unwrap(),
+        t.encode_with("a a a a", &opts(2, Truncation::Truncate))
+            .unwrap(),
         vec![2, 3]
     );
     let e = t
         .encode_with("a a a a", &opts(5, Truncation::Error))
         .unwrap_err();
-    assert!(matches!(e, TokenizerError::TooLong { tokens: 6, max: 5 }), "{e}");
+    assert!(
+        matches!(e, TokenizerError::TooLong { tokens: 6, max: 5 }),
+        "{e}"
+    );
     let e = t
         .encode_with("a", &opts(1, Truncation::Truncate))
         .unwrap_err();
-    assert!(matches!(e, TokenizerError::MaxLengthTooSmall { max: 1, specials: 2 }), "{e}");
+    assert!(
+        matches!(
+            e,
+            TokenizerError::MaxLengthTooSmall {
+                max: 1,
+                specials: 2
+            }
+        ),
+        "{e}"
+    );
     let none = EncodeOptions {
         max_length: Some(2),
         ..plain()
@@ -246,7 +302,16 @@ fn decoding() {
     // A continuation token first keeps its `##`, as in Hugging Face.
     assert_eq!(t.decode(&[13, 13]).unwrap(), "##aa");
     let e = t.decode(&[25]).unwrap_err();
-    assert!(matches!(e, TokenizerError::UnknownId { id: 25, vocab_size: 25 }), "{e}");
+    assert!(
+        matches!(
+            e,
+            TokenizerError::UnknownId {
+                id: 25,
+                vocab_size: 25
+            }
+        ),
+        "{e}"
+    );
     assert_eq!(t.id_to_token(6), Some("##aff"));
     assert_eq!(t.token_to_id("##aff"), Some(6));
     assert_eq!(t.id_to_token(25), None);
@@ -266,8 +331,8 @@ fn vocab_text_and_files() {
     std::fs::write(&bad, b"[UNK]\n[CLS]\n\xff\xfe\n").unwrap();
     let e = Tokenizer::from_vocab_file(&bad, VocabConfig::default()).unwrap_err();
     assert!(matches!(e, TokenizerError::NotUtf8 { line: 3 }), "{e}");
-    let e = Tokenizer::from_vocab_file(dir.join("missing.txt"), VocabConfig::default())
-        .unwrap_err();
+    let e =
+        Tokenizer::from_vocab_file(dir.join("missing.txt"), VocabConfig::default()).unwrap_err();
     assert!(matches!(e, TokenizerError::Io { .. }), "{e}");
     let _ = std::fs::remove_dir_all(&dir);
 }
