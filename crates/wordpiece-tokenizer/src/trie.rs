@@ -1,32 +1,23 @@
-//! Byte tries of the word-initial and the continuation (`##`) tokens, for greedy longest-prefix
-//! matching.
+//! A double-array trie of the word-initial and the continuation (`##`) tokens, for greedy
+//! longest-prefix matching.
 //!
 //! Each piece of a word is found in one walk over its bytes (Hugging Face builds a `String` and
-//! hashes it for every candidate length instead). The two roots are direct 256-entry tables, since
-//! every match starts there; the other nodes keep their children's bytes sorted in one flat array
-//! (a short linear scan for the few children deep nodes have, binary search for wide ones).
+//! hashes it for every candidate length instead). A double array makes each step of the walk
+//! one table read: the child of node `d` by byte `b` is slot `base[d] + b` if that slot's `check`
+//! names `d`. Base, check and the token ending at a node share one 12-byte slot, so a step touches
+//! one cache line. The two roots are slots 0 and 1.
+//!
+//! The array is built from the sorted token texts (as `darts` does): for each node, the smallest
+//! base at which all of its children's slots are free, scanning from the first free slot.
 
 /// "No node" / "no token".
 pub(crate) const NONE: u32 = u32::MAX;
 
-/// Children counts up to this are scanned linearly.
-const LINEAR: usize = 8;
-
-pub(crate) struct Trie {
-    /// Child of each root per first byte (`NONE` if none): `[start root, continuation root]`.
-    roots: [Box<[u32; 256]>; 2],
-    /// `edge_start[n]..edge_start[n + 1]` are node `n`'s edges.
-    edge_start: Vec<u32>,
-    /// Edge bytes, sorted within each node.
-    labels: Vec<u8>,
-    /// Edge targets.
-    targets: Vec<u32>,
-    /// Token ending at each node, `NONE` if none.
-    value: Vec<u32>,
-}
+/// The `check` of the roots: names no node.
+const ROOT_CHECK: u32 = u32::MAX - 1;
 
 /// Which set of tokens a walk uses.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug, PartialOrd, Ord)]
 pub(crate) enum Root {
     /// Tokens that start a word (`vocab.txt` lines without `##`).
     Start = 0,
@@ -34,89 +25,190 @@ pub(crate) enum Root {
     Continuation = 1,
 }
 
+#[derive(Clone, Copy)]
+struct Slot {
+    /// Children of this node are at `base + byte`.
+    base: u32,
+    /// The parent node of this slot, `NONE` if the slot is free.
+    check: u32,
+    /// The token ending at this node, `NONE` if none.
+    value: u32,
+}
+
+const FREE: Slot = Slot {
+    base: 0,
+    check: NONE,
+    value: NONE,
+};
+
+/// How far behind the highest used slot the search for a free base starts.
+const SEARCH_WINDOW: usize = 256;
+
+/// The slots while building, with a bit set of the used ones.
+struct Builder {
+    slots: Vec<Slot>,
+    used: Vec<u64>,
+}
+
+impl Builder {
+    #[inline]
+    fn is_used(&self, i: usize) -> bool {
+        self.used
+            .get(i / 64)
+            .is_some_and(|w| w >> (i % 64) & 1 == 1)
+    }
+
+    /// The first free slot at or after `i`, with at least 256 slots after it.
+    fn next_free(&mut self, i: usize) -> usize {
+        let mut w = i / 64;
+        let mut bits = !self.used.get(w).copied().unwrap_or(0) & (!0u64 << (i % 64));
+        loop {
+            if bits != 0 {
+                let p = w * 64 + bits.trailing_zeros() as usize;
+                self.reserve(p + 257);
+                return p;
+            }
+            w += 1;
+            bits = !self.used.get(w).copied().unwrap_or(0);
+        }
+    }
+
+    fn reserve(&mut self, len: usize) {
+        if self.slots.len() < len {
+            let len = len.max(self.slots.len() * 3 / 2);
+            self.slots.resize(len, FREE);
+            self.used.resize(len.div_ceil(64), 0);
+        }
+    }
+
+    fn occupy(&mut self, i: usize, parent: u32) {
+        self.reserve(i + 1);
+        self.slots[i].check = parent;
+        self.used[i / 64] |= 1 << (i % 64);
+    }
+}
+
+pub(crate) struct Trie {
+    /// Followed by 256 free slots, so `base + byte` is always in bounds.
+    slots: Vec<Slot>,
+}
+
 impl Trie {
     /// Builds the tries from `(root, text, id)`; empty texts are skipped, and of two equal texts
     /// under one root the later one wins (as a vocabulary map built in id order does).
     pub(crate) fn build<'a>(items: impl Iterator<Item = (Root, &'a [u8], u32)>) -> Trie {
-        // Nodes 0 and 1 are the roots. Children lists while building: (byte, node), sorted.
-        let mut children: Vec<Vec<(u8, u32)>> = vec![Vec::new(), Vec::new()];
-        let mut value: Vec<u32> = vec![NONE, NONE];
-        for (root, text, id) in items {
-            if text.is_empty() {
+        // Sorted by (root, text, id) through a packed key of the root and the first 7 bytes
+        // (in the same order as the texts), so most comparisons are one integer compare.
+        let mut keys: Vec<(u64, Root, &[u8], u32)> = items
+            .filter(|k| !k.1.is_empty())
+            .map(|(root, text, id)| {
+                let mut key = (root as u64) << 56;
+                for (i, &b) in text.iter().take(7).enumerate() {
+                    key |= u64::from(b) << (48 - 8 * i);
+                }
+                (key, root, text, id)
+            })
+            .collect();
+        keys.sort_unstable_by(|a, b| {
+            a.0.cmp(&b.0)
+                .then_with(|| a.2.cmp(b.2))
+                .then_with(|| a.3.cmp(&b.3))
+        });
+        // Of equal texts, the last (highest id) is kept.
+        let mut kept: Vec<(Root, &[u8], u32)> = Vec::with_capacity(keys.len());
+        for (_, root, text, id) in keys {
+            match kept.last_mut() {
+                Some(last) if (last.0, last.1) == (root, text) => *last = (root, text, id),
+                _ => kept.push((root, text, id)),
+            }
+        }
+        let keys = kept;
+        let mut b = Builder {
+            slots: vec![FREE; keys.len() * 2 + 1024],
+            used: vec![0u64; (keys.len() * 2 + 1024).div_ceil(64)],
+        };
+        b.occupy(0, ROOT_CHECK);
+        b.occupy(1, ROOT_CHECK);
+        let mut first_free = 2usize;
+        let mut frontier = 2usize;
+        // (node slot, key range sharing the node's prefix, depth)
+        let mut stack: Vec<(usize, usize, usize, usize)> = Vec::new();
+        let split = keys.partition_point(|k| k.0 == Root::Start);
+        stack.push((Root::Start as usize, 0, split, 0));
+        stack.push((Root::Continuation as usize, split, keys.len(), 0));
+        let mut labels: Vec<(u8, usize, usize)> = Vec::new();
+        while let Some((node, mut lo, hi, depth)) = stack.pop() {
+            if lo == hi {
                 continue;
             }
-            let mut node = root as usize;
-            for &b in text {
-                let kids = &mut children[node];
-                node = match kids.binary_search_by_key(&b, |&(l, _)| l) {
-                    Ok(i) => kids[i].1 as usize,
-                    Err(i) => {
-                        let new = value.len();
-                        kids.insert(i, (b, new as u32));
-                        children.push(Vec::new());
-                        value.push(NONE);
-                        new
-                    }
-                };
+            // Sorted and deduplicated: at most the first key ends here.
+            if keys[lo].1.len() == depth {
+                b.slots[node].value = keys[lo].2;
+                lo += 1;
             }
-            value[node] = id;
-        }
-        let mut roots = [Box::new([NONE; 256]), Box::new([NONE; 256])];
-        for (r, table) in roots.iter_mut().enumerate() {
-            for &(b, n) in &children[r] {
-                table[usize::from(b)] = n;
+            labels.clear();
+            for (i, k) in keys.iter().enumerate().take(hi).skip(lo) {
+                let byte = k.1[depth];
+                match labels.last_mut() {
+                    Some(l) if l.0 == byte => l.2 = i + 1,
+                    _ => labels.push((byte, i, i + 1)),
+                }
             }
-        }
-        let total: usize = children.iter().map(Vec::len).sum();
-        let mut edge_start = Vec::with_capacity(children.len() + 1);
-        let mut labels = Vec::with_capacity(total);
-        let mut targets = Vec::with_capacity(total);
-        for kids in &children {
-            edge_start.push(labels.len() as u32);
-            for &(b, n) in kids {
-                labels.push(b);
-                targets.push(n);
+            let Some(&(first, _, _)) = labels.first() else {
+                continue;
+            };
+            let first = usize::from(first);
+            // Free slots far behind the frontier are given up on, which bounds the search.
+            let start = first_free
+                .max(frontier.saturating_sub(SEARCH_WINDOW))
+                .max(first + 2);
+            let mut p = b.next_free(start);
+            let base = loop {
+                let base = p - first;
+                if labels[1..]
+                    .iter()
+                    .all(|&(l, _, _)| !b.is_used(base + usize::from(l)))
+                {
+                    break base;
+                }
+                p = b.next_free(p + 1);
+            };
+            b.slots[node].base = base as u32;
+            for &(l, lo, hi) in &labels {
+                let child = base + usize::from(l);
+                b.occupy(child, node as u32);
+                frontier = frontier.max(child + 1);
+                stack.push((child, lo, hi, depth + 1));
             }
+            first_free = b.next_free(first_free);
         }
-        edge_start.push(labels.len() as u32);
-        Trie {
-            roots,
-            edge_start,
-            labels,
-            targets,
-            value,
-        }
+        let mut slots = b.slots;
+        let used = slots
+            .iter()
+            .rposition(|s| s.check != NONE)
+            .map_or(0, |i| i + 1);
+        slots.truncate(used.max(2));
+        slots.resize(slots.len() + 256, FREE);
+        slots.shrink_to_fit();
+        Trie { slots }
     }
 
     /// The longest token under `root` that is a prefix of `text`: `(length in bytes, id)`.
     #[inline]
     pub(crate) fn longest_prefix(&self, root: Root, text: &[u8]) -> Option<(usize, u32)> {
-        let (&first, rest) = text.split_first()?;
-        let mut node = self.roots[root as usize][usize::from(first)];
-        if node == NONE {
-            return None;
-        }
+        let slots = &self.slots[..];
+        let mut node = root as usize;
         let mut best = None;
-        let mut len = 1usize;
-        loop {
-            let v = self.value[node as usize];
-            if v != NONE {
-                best = Some((len, v));
+        for (i, &b) in text.iter().enumerate() {
+            let t = slots[node].base as usize + usize::from(b);
+            let s = slots[t];
+            if s.check != node as u32 {
+                break;
             }
-            let Some(&b) = rest.get(len - 1) else { break };
-            let n = node as usize;
-            let (s, e) = (self.edge_start[n] as usize, self.edge_start[n + 1] as usize);
-            let labels = &self.labels[s..e];
-            let found = if labels.len() <= LINEAR {
-                labels.iter().position(|&l| l == b)
-            } else {
-                labels.binary_search(&b).ok()
-            };
-            match found {
-                Some(i) => node = self.targets[s + i],
-                None => break,
+            node = t;
+            if s.value != NONE {
+                best = Some((i + 1, s.value));
             }
-            len += 1;
         }
         best
     }
@@ -135,6 +227,7 @@ mod tests {
             (Root::Continuation, b"bc", 4),
             (Root::Start, b"", 5),
             (Root::Start, b"abc", 6),
+            (Root::Start, b"\xff\x00\xff", 7),
         ];
         let t = Trie::build(items.into_iter());
         assert_eq!(t.longest_prefix(Root::Start, b"abcd"), Some((3, 6)));
@@ -142,5 +235,53 @@ mod tests {
         assert_eq!(t.longest_prefix(Root::Start, b"b"), None);
         assert_eq!(t.longest_prefix(Root::Continuation, b"bcx"), Some((2, 4)));
         assert_eq!(t.longest_prefix(Root::Continuation, b""), None);
+        assert_eq!(
+            t.longest_prefix(Root::Start, b"\xff\x00\xff\xff"),
+            Some((3, 7))
+        );
+        assert_eq!(t.longest_prefix(Root::Start, b"\xff\x00"), None);
+    }
+
+    /// Every key is found with its id, and every prefix walk agrees with a plain search.
+    #[test]
+    fn agrees_with_a_plain_search() {
+        let mut words: Vec<Vec<u8>> = Vec::new();
+        let mut x = 12345u32;
+        for _ in 0..3000 {
+            let mut w = Vec::new();
+            for _ in 0..(x % 7 + 1) {
+                x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                w.push(b"abcdez\xc3\xa9\xff\x00"[(x >> 16) as usize % 10]);
+            }
+            words.push(w);
+        }
+        let items = words.iter().enumerate().map(|(i, w)| {
+            (
+                if i % 3 == 0 {
+                    Root::Continuation
+                } else {
+                    Root::Start
+                },
+                &w[..],
+                i as u32,
+            )
+        });
+        let t = Trie::build(items);
+        for (i, w) in words.iter().enumerate() {
+            let root = if i % 3 == 0 {
+                Root::Continuation
+            } else {
+                Root::Start
+            };
+            let plain = (1..=w.len()).rev().find_map(|n| {
+                words
+                    .iter()
+                    .enumerate()
+                    .rev()
+                    .find(|(j, v)| (*j % 3 == 0) == (root == Root::Continuation) && v[..] == w[..n])
+                    .map(|(j, _)| (n, j as u32))
+            });
+            assert_eq!(t.longest_prefix(root, w), plain, "{w:?}");
+        }
     }
 }
