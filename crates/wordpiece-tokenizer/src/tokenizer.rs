@@ -14,6 +14,12 @@ use crate::chars::{
 use crate::trie::{Root, Trie};
 use crate::TokenizerError;
 
+/// The most bytes of token text accepted (BERT's 30,522 tokens take 230 kB): bounds the tries.
+const MAX_VOCAB_BYTES: usize = 1 << 28;
+
+/// The most tokens accepted (ids are `u32`).
+const MAX_TOKENS: usize = 1 << 31;
+
 /// `▁` (U+2581): llama.cpp's GGUF vocabularies mark word-initial tokens with it.
 const PHANTOM_SPACE: &str = "\u{2581}";
 
@@ -220,7 +226,8 @@ impl Tokenizer {
     /// Of two equal tokens the later id is produced (as Hugging Face's vocabulary map does).
     ///
     /// # Errors
-    /// [`TokenizerError::BadVocabSize`], [`TokenizerError::SpecialIdOutOfRange`], and
+    /// [`TokenizerError::BadVocabSize`], [`TokenizerError::VocabTooLarge`] (more than 256 MiB of
+    /// token text), [`TokenizerError::SpecialIdOutOfRange`], and
     /// [`TokenizerError::MissingSpecialToken`] when there is no `unk` token, or no `cls`/`sep`
     /// while `add_cls`/`add_sep` is set.
     pub fn from_parts<P, S>(tokens: P, config: VocabConfig) -> Result<Tokenizer, TokenizerError>
@@ -234,10 +241,18 @@ impl Tokenizer {
         offsets.push(0u32);
         for t in tokens {
             arena.extend_from_slice(t.as_ref().as_bytes());
-            let end = u32::try_from(arena.len()).map_err(|_| TokenizerError::BadVocabSize {
-                size: offsets.len(),
-            })?;
-            offsets.push(end);
+            if arena.len() > MAX_VOCAB_BYTES {
+                return Err(TokenizerError::VocabTooLarge {
+                    bytes: arena.len(),
+                    max: MAX_VOCAB_BYTES,
+                });
+            }
+            if offsets.len() > MAX_TOKENS {
+                return Err(TokenizerError::BadVocabSize {
+                    size: offsets.len(),
+                });
+            }
+            offsets.push(arena.len() as u32);
         }
         Self::build(arena, offsets, config)
     }
@@ -283,7 +298,7 @@ impl Tokenizer {
         mut config: VocabConfig,
     ) -> Result<Tokenizer, TokenizerError> {
         let n = offsets.len() - 1;
-        if n == 0 || n > (1usize << 31) {
+        if n == 0 || n > MAX_TOKENS {
             return Err(TokenizerError::BadVocabSize { size: n });
         }
         let text = |i: usize| &arena[offsets[i] as usize..offsets[i + 1] as usize];
@@ -356,7 +371,11 @@ impl Tokenizer {
             } else {
                 Some((Root::Start, t, id))
             }
-        }));
+        }))
+        .ok_or(TokenizerError::VocabTooLarge {
+            bytes: arena.len(),
+            max: MAX_VOCAB_BYTES,
+        })?;
         let mut specials: Vec<(Vec<u8>, u32)> = Vec::new();
         for &id in &special_ids {
             let t = text(id as usize);

@@ -41,6 +41,10 @@ const FREE: Slot = Slot {
     value: NONE,
 };
 
+/// The most slots the array may have: every index and base fits a `u32` with room for the
+/// markers. Checked before the array grows.
+const MAX_SLOTS: usize = 1 << 31;
+
 /// How far behind the highest used slot the search for a free base starts.
 const SEARCH_WINDOW: usize = 256;
 
@@ -58,15 +62,19 @@ impl Builder {
             .is_some_and(|w| w >> (i % 64) & 1 == 1)
     }
 
-    /// The first free slot at or after `i`, with at least 256 slots after it.
-    fn next_free(&mut self, i: usize) -> usize {
+    /// The first free slot at or after `i`, with at least 256 slots after it; `None` past
+    /// [`MAX_SLOTS`].
+    fn next_free(&mut self, i: usize) -> Option<usize> {
         let mut w = i / 64;
         let mut bits = !self.used.get(w).copied().unwrap_or(0) & (!0u64 << (i % 64));
         loop {
             if bits != 0 {
                 let p = w * 64 + bits.trailing_zeros() as usize;
+                if p + 257 > MAX_SLOTS {
+                    return None;
+                }
                 self.reserve(p + 257);
-                return p;
+                return Some(p);
             }
             w += 1;
             bits = !self.used.get(w).copied().unwrap_or(0);
@@ -95,8 +103,9 @@ pub(crate) struct Trie {
 
 impl Trie {
     /// Builds the tries from `(root, text, id)`; empty texts are skipped, and of two equal texts
-    /// under one root the later one wins (as a vocabulary map built in id order does).
-    pub(crate) fn build<'a>(items: impl Iterator<Item = (Root, &'a [u8], u32)>) -> Trie {
+    /// under one root the later one wins (as a vocabulary map built in id order does). `None` if
+    /// the array would need more than [`MAX_SLOTS`] slots.
+    pub(crate) fn build<'a>(items: impl Iterator<Item = (Root, &'a [u8], u32)>) -> Option<Trie> {
         // Sorted by (root, text, id) through a packed key of the root and the first 7 bytes
         // (in the same order as the texts), so most comparisons are one integer compare.
         let mut keys: Vec<(u64, Root, &[u8], u32)> = items
@@ -124,8 +133,8 @@ impl Trie {
         }
         let keys = kept;
         let mut b = Builder {
-            slots: vec![FREE; keys.len() * 2 + 1024],
-            used: vec![0u64; (keys.len() * 2 + 1024).div_ceil(64)],
+            slots: vec![FREE; (keys.len() * 2 + 1024).min(1 << 20)],
+            used: vec![0u64; (keys.len() * 2 + 1024).min(1 << 20).div_ceil(64)],
         };
         b.occupy(0, ROOT_CHECK);
         b.occupy(1, ROOT_CHECK);
@@ -162,7 +171,7 @@ impl Trie {
             let start = first_free
                 .max(frontier.saturating_sub(SEARCH_WINDOW))
                 .max(first + 2);
-            let mut p = b.next_free(start);
+            let mut p = b.next_free(start)?;
             let base = loop {
                 let base = p - first;
                 if labels[1..]
@@ -171,7 +180,7 @@ impl Trie {
                 {
                     break base;
                 }
-                p = b.next_free(p + 1);
+                p = b.next_free(p + 1)?;
             };
             b.slots[node].base = base as u32;
             for &(l, lo, hi) in &labels {
@@ -180,7 +189,7 @@ impl Trie {
                 frontier = frontier.max(child + 1);
                 stack.push((child, lo, hi, depth + 1));
             }
-            first_free = b.next_free(first_free);
+            first_free = b.next_free(first_free)?;
         }
         let mut slots = b.slots;
         let used = slots
@@ -190,7 +199,7 @@ impl Trie {
         slots.truncate(used.max(2));
         slots.resize(slots.len() + 256, FREE);
         slots.shrink_to_fit();
-        Trie { slots }
+        Some(Trie { slots })
     }
 
     /// The longest token under `root` that is a prefix of `text`: `(length in bytes, id)`.
@@ -229,7 +238,7 @@ mod tests {
             (Root::Start, b"abc", 6),
             (Root::Start, b"\xff\x00\xff", 7),
         ];
-        let t = Trie::build(items.into_iter());
+        let t = Trie::build(items.into_iter()).unwrap();
         assert_eq!(t.longest_prefix(Root::Start, b"abcd"), Some((3, 6)));
         assert_eq!(t.longest_prefix(Root::Start, b"ab"), Some((1, 1)));
         assert_eq!(t.longest_prefix(Root::Start, b"b"), None);
@@ -266,7 +275,7 @@ mod tests {
                 i as u32,
             )
         });
-        let t = Trie::build(items);
+        let t = Trie::build(items).unwrap();
         for (i, w) in words.iter().enumerate() {
             let root = if i % 3 == 0 {
                 Root::Continuation
