@@ -72,8 +72,8 @@ impl Default for Normalization {
 /// How the vocabulary marks word-initial and continuation tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum VocabStyle {
-    /// [`VocabStyle::PhantomSpace`] if some token starts with `▁` and none with `##`, else
-    /// [`VocabStyle::WordPiece`].
+    /// [`VocabStyle::PhantomSpace`] if more tokens start with `▁` than with `##` (a `▁` form of
+    /// a vocabulary with `####` has a few `##` tokens), else [`VocabStyle::WordPiece`].
     #[default]
     Auto,
     /// `vocab.txt` and `tokenizer.json`: continuation tokens start with `##`, all others start a
@@ -341,14 +341,13 @@ impl Tokenizer {
             .flatten()
             .collect();
         if config.style == VocabStyle::Auto {
-            let mut phantom = false;
-            let mut hashes = false;
+            let (mut phantom, mut hashes) = (0usize, 0usize);
             for i in 0..n {
                 let t = text(i);
-                phantom |= t.starts_with(PHANTOM_SPACE.as_bytes());
-                hashes |= t.starts_with(b"##");
+                phantom += usize::from(t.starts_with(PHANTOM_SPACE.as_bytes()));
+                hashes += usize::from(t.starts_with(b"##"));
             }
-            config.style = if phantom && !hashes {
+            config.style = if phantom > hashes {
                 VocabStyle::PhantomSpace
             } else {
                 VocabStyle::WordPiece
@@ -444,7 +443,8 @@ impl Tokenizer {
         std::str::from_utf8(&self.arena[s as usize..e as usize]).ok()
     }
 
-    /// The id of the token stored exactly as `token` (the last one, if several are).
+    /// The id of the token stored exactly as `token` (the last one, if several are). A linear
+    /// scan of the vocabulary, for occasional use.
     pub fn token_to_id(&self, token: &str) -> Option<u32> {
         (0..self.vocab_size() as u32)
             .rev()

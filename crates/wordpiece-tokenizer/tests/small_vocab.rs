@@ -228,6 +228,12 @@ fn phantom_space_vocabulary_equals_wordpiece_vocabulary() {
             w.decode(&w.encode(s)).unwrap()
         );
     }
+    // A continuation `##` token in the `▁` form (from `####`) does not fool the detection.
+    let mut more = phantom.clone();
+    more.push("##".to_owned());
+    let q = Tokenizer::from_parts(&more, VocabConfig::default()).unwrap();
+    assert_eq!(q.config().style, VocabStyle::PhantomSpace);
+    assert_eq!(q.encode_with("a##", &plain()).unwrap(), vec![12, 1, 1]);
     // Forcing the other style reads the same tokens differently.
     let forced = Tokenizer::from_parts(
         &phantom,
