@@ -16,9 +16,11 @@ pub enum ActivationPrecision {
     /// One int8 per value with an f32 scale per 32-value block (`d = max|x| / 127`), like
     /// llama.cpp's `q8_0` activations (which store the scale as f16). Fastest.
     Int8,
-    /// Two int8 parts per value: `x ≈ d·hi + (d/254)·lo`, `hi = round(x/d)`,
-    /// `lo = round((x/d − hi)·254)`. Error ≤ `max|x| / 64516` per value (about 16 bits), at twice
-    /// the int8 cost (each part is one int8 pass over the weights).
+    /// Two int8 parts per value: `x ≈ (d/254)·(254·hi + lo)`, `hi = round(x/d)`,
+    /// `lo = round((x/d − hi)·254)`. Error ≤ `max|x| / 64516` per value (about 16 bits). A
+    /// product forms, per block, the exact integer `254·Σw·hi + Σw·lo` (one 16-bit product per
+    /// value where the CPU multiplies 16-bit pairs as fast as 8-bit ones, as AVX2 does; two int8
+    /// passes elsewhere) and scales it once by `dw·(d/254)`.
     Int8x2,
     /// Activations stay f32; weights are dequantized on the fly. Exact up to f32 rounding.
     F32,
@@ -26,6 +28,12 @@ pub enum ActivationPrecision {
 
 /// The scale of the low part of [`ActivationPrecision::Int8x2`] is `d / LO_DIV`.
 pub(crate) const LO_DIV: f32 = 254.0;
+/// [`LO_DIV`] as the integer weight of the high part: an `Int8x2` value is
+/// `(d / LO_DIV)·(LO_MUL·hi + lo)`. `LO_MUL·Σw·hi + Σw·lo` over a block of 32 is at most
+/// 255·32·128·127 < 2³¹ in magnitude: exact in i32.
+pub(crate) const LO_MUL: i32 = 254;
+// The SIMD kernels multiply by `LO_MUL` as `(x << 8) − (x << 1)`.
+const _: () = assert!(LO_MUL == (1 << 8) - (1 << 1) && LO_MUL as f32 == LO_DIV);
 
 /// A reusable buffer of quantized activations: `tokens × k` values quantized for one precision by
 /// [`Kernels::quantize_activations`](crate::Kernels::quantize_activations).

@@ -294,6 +294,12 @@ impl Backend {
     }
 }
 
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// A proof that a backend can run here; each SIMD variant carries its CPU-feature token.
 #[derive(Clone, Copy, Debug)]
 enum Imp {
@@ -331,6 +337,24 @@ pub fn kernels() -> Result<&'static Kernels, KernelError> {
             }
             _ => Ok(Kernels::detect()),
         })
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
+/// The kernels of `backend` for this process, made once and cached (for callers that hold a
+/// `&'static Kernels` and want a backend other than the process-wide choice, such as tests that
+/// run every backend the CPU has).
+///
+/// Errors with `Unsupported` if this CPU or build cannot run `backend`.
+pub fn kernels_for(backend: Backend) -> Result<&'static Kernels, KernelError> {
+    static EACH: [OnceLock<Result<Kernels, KernelError>>; Backend::ALL.len()] =
+        [const { OnceLock::new() }; Backend::ALL.len()];
+    let i = Backend::ALL
+        .iter()
+        .position(|&b| b == backend)
+        .ok_or(KernelError::Unsupported { backend })?;
+    EACH[i]
+        .get_or_init(|| Kernels::with_backend(backend))
         .as_ref()
         .map_err(Clone::clone)
 }
@@ -550,7 +574,7 @@ impl Kernels {
     pub fn supports_packed_q8_0(&self) -> bool {
         match self.imp {
             #[cfg(target_arch = "x86_64")]
-            Imp::Avx512Vnni(_) => true,
+            Imp::Avx512Vnni(_) | Imp::Avx2(_) => true,
             _ => false,
         }
     }
@@ -680,6 +704,8 @@ impl Kernels {
         match self.imp {
             #[cfg(target_arch = "x86_64")]
             Imp::Avx512Vnni(t) => t.matmul_packed(w, rows, acts, out),
+            #[cfg(target_arch = "x86_64")]
+            Imp::Avx2(t) => t.matmul_packed(w, rows, acts, out),
             // Only backends with a packed kernel pack (and `check_packed` matched the backend);
             // the unpacking reference keeps every arm total.
             _ => scalar::matmul_packed(w, rows, acts, out),

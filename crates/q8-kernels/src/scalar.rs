@@ -3,13 +3,14 @@
 //! Lengths are checked by the dispatcher in `lib.rs`; these functions index freely.
 //!
 //! The Q8_0 matmul accumulates, per output, `acc = fma(I_b as f32, dw_b * da_b, acc)` over the
-//! blocks `b` in order, where `I_b` is the exact integer dot product of one block. The SIMD
+//! blocks `b` in order, where `I_b` is the exact integer dot product of one block (for `Int8x2`,
+//! `LO_MUL·I_hi + I_lo` with `da_b = d_b / LO_DIV`). The SIMD
 //! backends' GEMM tiles do the same operations in the same order, so they agree with this one
 //! bit for bit for the same quantized activations.
 
 use core::ops::Range;
 
-use crate::acts::{ActivationPrecision, QuantizedActivations, LO_DIV};
+use crate::acts::{ActivationPrecision, QuantizedActivations, LO_DIV, LO_MUL};
 use crate::block::{BlockQ8_0, QK8_0};
 use crate::{RopeTable, WeightElem};
 
@@ -20,6 +21,13 @@ fn dot_i8(w: &[i8; QK8_0], a: &[i8]) -> i32 {
         .zip(a)
         .map(|(&w, &a)| i32::from(w) * i32::from(a))
         .sum()
+}
+
+/// The exact integer of an `Int8x2` block product from its parts' integers:
+/// `LO_MUL·Σw·hi + Σw·lo` (fits in i32, see [`LO_MUL`]).
+#[inline]
+pub(crate) fn pair_int(hi: i32, lo: i32) -> i32 {
+    LO_MUL * hi + lo
 }
 
 /// `out[t][r - rows.start] = Σ_j W[r, j] · x[t, j]` for `r` in `rows`, Q8_0 weights.
@@ -49,16 +57,13 @@ pub(crate) fn matmul_q8_0(
                     let hi = &acts.hi[t * k..(t + 1) * k];
                     let lo = &acts.lo[t * k..(t + 1) * k];
                     let d = &acts.d[t * nb..(t + 1) * nb];
-                    let (mut acc_hi, mut acc_lo) = (0.0f32, 0.0f32);
+                    let mut acc = 0.0f32;
                     for (b, blk) in wr.iter().enumerate() {
                         let s = b * QK8_0..(b + 1) * QK8_0;
-                        let dw = blk.d.to_f32();
-                        let ih = dot_i8(&blk.qs, &hi[s.clone()]);
-                        let il = dot_i8(&blk.qs, &lo[s]);
-                        acc_hi = (ih as f32).mul_add(dw * d[b], acc_hi);
-                        acc_lo = (il as f32).mul_add(dw * (d[b] / LO_DIV), acc_lo);
+                        let i = pair_int(dot_i8(&blk.qs, &hi[s.clone()]), dot_i8(&blk.qs, &lo[s]));
+                        acc = (i as f32).mul_add(blk.d.to_f32() * (d[b] / LO_DIV), acc);
                     }
-                    acc_hi + acc_lo
+                    acc
                 }
                 Some(ActivationPrecision::F32) => {
                     let x = &acts.f32[t * k..(t + 1) * k];

@@ -86,21 +86,17 @@ impl Dot32 for NeonDotprod {
     }
 }
 
-/// The int8 matmul over `rows` × all tokens with activations `a` (`tokens × k`) and scales
-/// `d` (`tokens × nb`), in plain Rust around `D::dot32`.
-///
-/// # Safety
-/// The CPU must have `D`'s features; `w` has `nb` blocks for every row in `rows`; `a` and `d`
-/// hold `out.len()` tokens; every `out[t]` has `rows.len()` values.
+/// The int8 matmul over `rows` × all tokens (`out.len()`) with block scales `d` (`tokens × nb`),
+/// in plain Rust: `int(block, off)` is the exact integer of one weight block with the token's
+/// activations at offset `off` (`t·k + b·32`) of the activation buffers.
 #[allow(clippy::needless_range_loop)]
-unsafe fn gemm<D: Dot32>(
-    dot: D,
+fn gemm<F: Fn(&[i8; QK8_0], usize) -> i32>(
     w: &[BlockQ8_0],
     nb: usize,
     rows: Range<usize>,
-    a: &[i8],
     d: &[f32],
     out: &mut [&mut [f32]],
+    int: F,
 ) {
     let k = nb * QK8_0;
     let tokens = out.len();
@@ -117,11 +113,8 @@ unsafe fn gemm<D: Dot32>(
                     let dw = blk.d.to_f32();
                     for c in 0..nt {
                         let t = t0 + c;
-                        let ap = a[t * k + b * QK8_0..(t * k + (b + 1) * QK8_0)].as_ptr();
-                        // SAFETY: the block has 32 bytes and `ap` 32 values; D's features are
-                        // this function's contract.
-                        let int = unsafe { dot.dot32(blk.qs.as_ptr(), ap) };
-                        acc[i][c] = (int as f32).mul_add(dw * d[t * nb + b], acc[i][c]);
+                        let i_b = int(&blk.qs, t * k + b * QK8_0);
+                        acc[i][c] = (i_b as f32).mul_add(dw * d[t * nb + b], acc[i][c]);
                     }
                 }
             }
@@ -145,26 +138,32 @@ fn matmul_q8_0<D: Dot32>(
     out: &mut [&mut [f32]],
 ) {
     let nb = acts.blocks_per_token();
+    let tokens = out.len();
+    let n = tokens * acts.k;
+    // One token's block at `off`: in bounds for every offset `gemm` passes (off + 32 <= n).
+    let block = |a: &[i8], off: usize| -> *const i8 { a[off..off + QK8_0].as_ptr() };
     match acts.precision {
         Some(ActivationPrecision::Int8) => {
-            // SAFETY: `dot` proves its features; shapes are the dispatcher's checked ones.
-            unsafe { gemm(dot, w, nb, rows, &acts.hi, &acts.d, out) }
+            let a = &acts.hi[..n];
+            // SAFETY: `dot` proves its features; both pointers are to 32 readable bytes.
+            gemm(w, nb, rows, &acts.d, out, |qs, off| unsafe {
+                dot.dot32(qs.as_ptr(), block(a, off))
+            })
         }
         Some(ActivationPrecision::Int8x2) => {
-            // High then low part, added like the scalar backend does.
+            // Both parts' block integers, combined like the scalar backend combines them.
             let d_lo: Vec<f32> = acts.d.iter().map(|&d| d / LO_DIV).collect();
-            let mut lo: Vec<Vec<f32>> = out.iter().map(|o| vec![0.0; o.len()]).collect();
-            let mut lo_refs: Vec<&mut [f32]> = lo.iter_mut().map(|v| v.as_mut_slice()).collect();
-            // SAFETY: as above; `lo_refs` has the shape of `out`.
-            unsafe {
-                gemm(dot, w, nb, rows.clone(), &acts.hi, &acts.d, out);
-                gemm(dot, w, nb, rows, &acts.lo, &d_lo, &mut lo_refs);
-            }
-            for (o, l) in out.iter_mut().zip(&lo) {
-                for (x, y) in o.iter_mut().zip(l) {
-                    *x += y;
-                }
-            }
+            let (hi, lo) = (&acts.hi[..n], &acts.lo[..n]);
+            gemm(w, nb, rows, &d_lo, out, |qs, off| {
+                // SAFETY: as above.
+                let (h, l) = unsafe {
+                    (
+                        dot.dot32(qs.as_ptr(), block(hi, off)),
+                        dot.dot32(qs.as_ptr(), block(lo, off)),
+                    )
+                };
+                crate::scalar::pair_int(h, l)
+            })
         }
         _ => crate::scalar::matmul_q8_0(w, rows, acts, out),
     }

@@ -1,13 +1,17 @@
 //! x86-64 AVX2 + FMA backend (for CPUs without AVX-512 VNNI).
 //!
-//! # The Q8_0 tile
+//! The int8 products run on packed weights (`avx2_packed.rs`). Weights used in place go through
+//! the tile below.
+//!
+//! # The Q8_0 tile of weights in place
 //!
 //! 4 weight rows × 2 tokens. For each block and (row, token) pair, `|w|` (unsigned) times
 //! `a·sign(w)` with `VPMADDUBSW` (at most 2·128·127 per i16 lane: no saturation) and
-//! `VPMADDWD` by ones give 8 i32 partial sums; the 8 pairs' vectors are reduced together
-//! (`VPHADDD` tree) into one vector holding the 8 exact block dot products, which is converted
-//! and accumulated with `fma(I, dw·da, acc)` in block order — the scalar backend's operations,
-//! so the results are bit-identical to it. Activations use the portable layout.
+//! `VPMADDWD` by ones give 8 i32 partial sums (for `Int8x2`, those of both parts, combined lane
+//! by lane into `LO_MUL·hi + lo`); the 8 pairs' vectors are reduced together (`VPHADDD` tree)
+//! into one vector holding the 8 exact block integers, which is converted and accumulated with
+//! `fma(I, dw·da, acc)` in block order — the scalar backend's operations, so the results are
+//! bit-identical to it. Activations use the portable layout.
 
 use core::arch::x86_64::*;
 use core::ops::Range;
@@ -76,41 +80,47 @@ pub(crate) unsafe fn matmul_q8_0_portable(
     out: &mut [&mut [f32]],
 ) {
     let (nb, k) = (acts.blocks_per_token(), acts.k);
-    let token = |q: &[i8], d: &[f32], t: usize| -> (*const i8, *const f32) {
-        (q[t * k..].as_ptr(), d[t * nb..].as_ptr())
-    };
+    let tokens = out.len();
+    let at = |q: &[i8], t: usize| q[t * k..].as_ptr();
     match acts.precision {
         Some(ActivationPrecision::Int8) => {
-            let srcs: Vec<_> = (0..out.len())
-                .map(|t| token(&acts.hi, &acts.d, t))
+            let srcs: Vec<_> = (0..tokens)
+                .map(|t| Src {
+                    hi: at(&acts.hi, t),
+                    lo: core::ptr::null(),
+                    d: acts.d[t * nb..].as_ptr(),
+                })
                 .collect();
             // SAFETY: AVX2/FMA/F16C are this function's contract; `w` has n·nb blocks with
             // rows ⊆ 0..n; every source points at a token's k values and nb scales; out[t] has
             // rows.len() values (all checked by the dispatcher).
-            unsafe { gemm(w, nb, rows, &srcs, out) }
+            unsafe { gemm::<false>(w, nb, rows, &srcs, out) }
         }
         Some(ActivationPrecision::Int8x2) => {
-            // The high and low parts of token t are pseudo-tokens 2t and 2t + 1 of one pass
-            // (one tile holds both, so the weights stream once); their results are added like
-            // the scalar backend adds them.
-            let d_lo: Vec<f32> = acts.d.iter().map(|&d| d / LO_DIV).collect();
-            let srcs: Vec<_> = (0..out.len())
-                .flat_map(|t| [token(&acts.hi, &acts.d, t), token(&acts.lo, &d_lo, t)])
+            // The scales of the combined integer `LO_MUL·I_hi + I_lo` (the scalar backend's
+            // `d / LO_DIV`, bit for bit).
+            let d_lo: Vec<f32> = acts.d[..tokens * nb].iter().map(|&d| d / LO_DIV).collect();
+            let srcs: Vec<_> = (0..tokens)
+                .map(|t| Src {
+                    hi: at(&acts.hi, t),
+                    lo: at(&acts.lo, t),
+                    d: d_lo[t * nb..].as_ptr(),
+                })
                 .collect();
-            let n = rows.len();
-            let mut parts = vec![0.0f32; srcs.len() * n];
-            let mut part_refs: Vec<&mut [f32]> = parts.chunks_exact_mut(n).collect();
-            // SAFETY: as above; `part_refs` has one row of rows.len() values per source.
-            unsafe { gemm(w, nb, rows, &srcs, &mut part_refs) };
-            for (o, hl) in out.iter_mut().zip(parts.chunks_exact(2 * n)) {
-                let (hi, lo) = hl.split_at(n);
-                for ((o, h), l) in o.iter_mut().zip(hi).zip(lo) {
-                    *o = h + l;
-                }
-            }
+            // SAFETY: as above; the low parts have the shape of the high parts.
+            unsafe { gemm::<true>(w, nb, rows, &srcs, out) }
         }
         _ => crate::scalar::matmul_q8_0(w, rows, acts, out),
     }
+}
+
+/// One token's quantized activations for [`gemm`]: `k` int8 values (`hi`), the low parts
+/// (`lo`, `Int8x2` only) and one scale per block.
+#[derive(Clone, Copy)]
+struct Src {
+    hi: *const i8,
+    lo: *const i8,
+    d: *const f32,
 }
 
 impl crate::scalar::VecOps for Avx2 {
@@ -125,19 +135,20 @@ impl crate::scalar::VecOps for Avx2 {
     }
 }
 
-/// The int8 GEMM over `rows` × all (pseudo-)tokens: `srcs[t]` points at token `t`'s `k` int8
-/// activations and `nb` block scales; `out[t]` receives its results.
+/// The int8 GEMM over `rows` × all tokens: `srcs[t]` points at token `t`'s `k` int8
+/// activations (and, if `PAIR`, its `k` low parts) and `nb` block scales; `out[t]` receives its
+/// results. With `PAIR` each block's integer is `LO_MUL·I_hi + I_lo`, as in the scalar backend.
 ///
 /// # Safety
 /// AVX2, FMA and F16C must be available; `w` has `nb` blocks for every row in `rows`; every
-/// source holds `32·nb` values and `nb` scales; `out.len() == srcs.len()` and every `out[t]` has
-/// `rows.len()` values.
+/// source holds `32·nb` values (twice if `PAIR`) and `nb` scales; `out.len() == srcs.len()` and
+/// every `out[t]` has `rows.len()` values.
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn gemm(
+unsafe fn gemm<const PAIR: bool>(
     w: &[BlockQ8_0],
     nb: usize,
     rows: Range<usize>,
-    srcs: &[(*const i8, *const f32)],
+    srcs: &[Src],
     out: &mut [&mut [f32]],
 ) {
     let tokens = out.len();
@@ -157,25 +168,47 @@ unsafe fn gemm(
                 }
                 // SAFETY: rows have nb blocks; the sources hold nb blocks of values and scales.
                 unsafe {
-                    let av: [__m256i; 2] = core::array::from_fn(|c| {
-                        _mm256_loadu_si256(src[c].0.add(b * QK8_0).cast())
-                    });
+                    let load = |p: *const i8| _mm256_loadu_si256(p.add(b * QK8_0).cast());
+                    let av: [__m256i; 2] = core::array::from_fn(|c| load(src[c].hi));
+                    let lv: [__m256i; 2] = if PAIR {
+                        core::array::from_fn(|c| load(src[c].lo))
+                    } else {
+                        [_mm256_setzero_si256(); 2]
+                    };
                     let mut v = [_mm256_setzero_si256(); 8];
                     let mut dw = [0.0f32; 4];
                     for i in 0..4 {
                         let blk = rp[i].add(b);
                         let wv = _mm256_loadu_si256((*blk).qs.as_ptr().cast());
                         let aw = _mm256_sign_epi8(wv, wv);
+                        let dot = |a: __m256i| {
+                            _mm256_madd_epi16(
+                                _mm256_maddubs_epi16(aw, _mm256_sign_epi8(a, wv)),
+                                ones,
+                            )
+                        };
                         for c in 0..2 {
-                            let sa = _mm256_sign_epi8(av[c], wv);
-                            v[2 * i + c] = _mm256_madd_epi16(_mm256_maddubs_epi16(aw, sa), ones);
+                            v[2 * i + c] = if PAIR {
+                                // LO_MUL·hi + lo = (hi << 8) − (hi << 1) + lo, lane by lane (the
+                                // lanes' sums are exact, so the block sum is too).
+                                let h = dot(av[c]);
+                                _mm256_add_epi32(
+                                    _mm256_sub_epi32(
+                                        _mm256_slli_epi32::<8>(h),
+                                        _mm256_slli_epi32::<1>(h),
+                                    ),
+                                    dot(lv[c]),
+                                )
+                            } else {
+                                dot(av[c])
+                            };
                         }
                         dw[i] = _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(i32::from(
                             blk.cast::<u16>().read_unaligned(),
                         ))));
                     }
                     let ints = reduce8(&v);
-                    let (da0, da1) = (*src[0].1.add(b), *src[1].1.add(b));
+                    let (da0, da1) = (*src[0].d.add(b), *src[1].d.add(b));
                     let scale = _mm256_setr_ps(
                         dw[0] * da0,
                         dw[0] * da1,

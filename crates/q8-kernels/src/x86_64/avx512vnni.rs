@@ -151,15 +151,20 @@ impl Avx512Vnni {
                     // and scales; every `ActRow` points at a pseudo-token's k values, nb scales and
                     // nb corrections (the dispatcher checked acts' shape against w.k).
                     unsafe {
-                        match pc {
-                            1 => tile::<1>(gq, gd, nb, rows_of, &mut acc),
-                            2 => tile::<2>(gq, gd, nb, rows_of, &mut acc),
-                            3 => tile::<3>(gq, gd, nb, rows_of, &mut acc),
-                            4 => tile::<4>(gq, gd, nb, rows_of, &mut acc),
-                            5 => tile::<5>(gq, gd, nb, rows_of, &mut acc),
-                            6 => tile::<6>(gq, gd, nb, rows_of, &mut acc),
-                            7 => tile::<7>(gq, gd, nb, rows_of, &mut acc),
-                            _ => tile::<8>(gq, gd, nb, rows_of, &mut acc),
+                        match (pc, pair) {
+                            // Pairs are never split: `TILE` is even.
+                            (2, true) => tile::<2, true>(gq, gd, nb, rows_of, &mut acc),
+                            (4, true) => tile::<4, true>(gq, gd, nb, rows_of, &mut acc),
+                            (6, true) => tile::<6, true>(gq, gd, nb, rows_of, &mut acc),
+                            (_, true) => tile::<8, true>(gq, gd, nb, rows_of, &mut acc),
+                            (1, false) => tile::<1, false>(gq, gd, nb, rows_of, &mut acc),
+                            (2, false) => tile::<2, false>(gq, gd, nb, rows_of, &mut acc),
+                            (3, false) => tile::<3, false>(gq, gd, nb, rows_of, &mut acc),
+                            (4, false) => tile::<4, false>(gq, gd, nb, rows_of, &mut acc),
+                            (5, false) => tile::<5, false>(gq, gd, nb, rows_of, &mut acc),
+                            (6, false) => tile::<6, false>(gq, gd, nb, rows_of, &mut acc),
+                            (7, false) => tile::<7, false>(gq, gd, nb, rows_of, &mut acc),
+                            (_, false) => tile::<8, false>(gq, gd, nb, rows_of, &mut acc),
                         }
                     }
                     store(&acc[..pc], p0, pair, off, valid, out);
@@ -172,8 +177,8 @@ impl Avx512Vnni {
 }
 
 /// Writes a tile's results: `acc[i]` lane `r` is (row `off + r`, pseudo-token `p0 + i`); only
-/// the first `valid` rows exist. For `Int8x2` the high part (even pseudo-token) and the low part
-/// (odd) are added, as the scalar backend adds them (tiles hold an even number of pseudo-tokens
+/// the first `valid` rows exist. For `Int8x2` the result of token `p0/2 + i` is in `acc[2i]`
+/// (the tile combined each pair's block integers; tiles hold an even number of pseudo-tokens
 /// then, as `TILE` is even and pairs are never split).
 fn store(
     acc: &[[f32; 16]],
@@ -185,10 +190,7 @@ fn store(
 ) {
     if pair {
         for (i, hl) in acc.chunks_exact(2).enumerate() {
-            let o = &mut out[(p0 / 2) + i][off..off + valid];
-            for (r, v) in o.iter_mut().enumerate() {
-                *v = hl[0][r] + hl[1][r];
-            }
+            out[(p0 / 2) + i][off..off + valid].copy_from_slice(&hl[0][..valid]);
         }
     } else {
         for (i, a) in acc.iter().enumerate() {
@@ -203,14 +205,17 @@ fn store(
 }
 
 /// One group of 16 rows × `T` pseudo-tokens over all `nb` blocks; writes the 16 outputs of
-/// pseudo-token `t` to `out[t]`.
+/// pseudo-token `t` to `out[t]`. With `PAIR` (`Int8x2`), pseudo-tokens `2p` and `2p + 1` are the
+/// high and low parts of one token: each block's integers are combined into
+/// `LO_MUL·I_hi + I_lo` and scaled by the low part's scale `d / LO_DIV`, as in the scalar
+/// backend, and the token's result is written to `out[2p]`.
 ///
 /// # Safety
 /// AVX-512 F/BW/VL/VNNI and F16C must be available; `qs` must point to `nb · 512` bytes and `d`
 /// to `nb · 16` scales of one packed group; each of `acts[..T]` must point to `32·nb` values,
-/// `nb` scales and `nb` corrections.
+/// `nb` scales and `nb` corrections; with `PAIR`, `T` is even.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-unsafe fn tile<const T: usize>(
+unsafe fn tile<const T: usize, const PAIR: bool>(
     qs: *const u8,
     d: *const half::f16,
     nb: usize,
@@ -244,9 +249,22 @@ unsafe fn tile<const T: usize>(
                     *ia = _mm512_dpbusd_epi32(*ia, wv, _mm512_set1_epi32(a));
                 }
             }
-            for (t, fa) in facc.iter_mut().enumerate() {
-                let scale = _mm512_mul_ps(dw, _mm512_set1_ps(*acts[t].d.add(b)));
-                *fa = _mm512_fmadd_ps(_mm512_cvtepi32_ps(iacc[t]), scale, *fa);
+            if PAIR {
+                for p in 0..T / 2 {
+                    let (hi, lo) = (iacc[2 * p], iacc[2 * p + 1]);
+                    // LO_MUL·hi + lo = (hi << 8) − (hi << 1) + lo (exact, see `LO_MUL`).
+                    let int = _mm512_add_epi32(
+                        _mm512_sub_epi32(_mm512_slli_epi32::<8>(hi), _mm512_slli_epi32::<1>(hi)),
+                        lo,
+                    );
+                    let scale = _mm512_mul_ps(dw, _mm512_set1_ps(*acts[2 * p + 1].d.add(b)));
+                    facc[2 * p] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(int), scale, facc[2 * p]);
+                }
+            } else {
+                for (t, fa) in facc.iter_mut().enumerate() {
+                    let scale = _mm512_mul_ps(dw, _mm512_set1_ps(*acts[t].d.add(b)));
+                    *fa = _mm512_fmadd_ps(_mm512_cvtepi32_ps(iacc[t]), scale, *fa);
+                }
             }
         }
     }
