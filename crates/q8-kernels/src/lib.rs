@@ -17,7 +17,7 @@
 //! | backend | Q8_0 × int8 activations | Q8_0 × f32 activations, float weights | f32 ops |
 //! |---|---|---|---|
 //! | `avx512vnni` | packed weights ([`PackedQ8_0`]): 16 rows × 8 tokens `VPDPBUSD` tiles; unpacked: the AVX2 kernel | 4 × 4 FMA tiles | AVX-512 (attention as tiles; bf16 `VDPBF16PS` tiles with AVX512_BF16, [`AttentionPrecision`]) |
-//! | `avx2` | 4 rows × 2 tokens `VPMADDUBSW` (both `Int8x2` parts in one pass) | 4 × 4 FMA tiles (8 wide) | dot, axpy, GeGLU, softmax and activation quantization in AVX2, rest scalar |
+//! | `avx2` | packed weights: 16 rows × 4 tokens `VPMADDUBSW` tiles (`Int8x2`: 16 rows × 2 tokens of 16-bit `VPMADDWD`); unpacked: 4 rows × 2 tokens | 4 × 4 FMA tiles (8 wide) | dot, axpy, GeGLU, softmax and activation quantization in AVX2, rest scalar |
 //! | `neon`, `neon-dotprod` | 2 × 2, `SMULL`/`SADALP` or `SDOT` | scalar | dot, axpy, GeGLU, softmax and activation quantization in NEON, rest scalar |
 //! | `scalar` | plain Rust reference | plain Rust | plain Rust |
 //!
@@ -31,12 +31,12 @@
 //!
 //! # Which activation precision
 //!
-//! [`ActivationPrecision::Int8`] is llama.cpp's choice and the fastest (≈ 280–340 GOP/s per
-//! Zen 4 core at 4–512 tokens with packed weights and AVX-512 VNNI, ≈ 140 at one token;
-//! llama.cpp's whole forward pass reaches ~86); [`ActivationPrecision::Int8x2`] keeps ~16 bits
-//! of every activation for exactly twice the int8 work (≈ 150–170 GOP/s);
-//! [`ActivationPrecision::F32`] is exact and runs on the FMA units (≈ 75 GOP/s). See
-//! `examples/gops.rs` and `benches/matmul.rs`.
+//! [`ActivationPrecision::Int8`] is llama.cpp's choice and the fastest;
+//! [`ActivationPrecision::Int8x2`] keeps ~16 bits of every activation, for twice the int8 work
+//! with VNNI and NEON and about 1.2 times with AVX2, whose 16-bit multiply-add runs at the rate
+//! of its 8-bit one; [`ActivationPrecision::F32`] is exact and runs on the FMA units. The GOP/s
+//! of each are in `BENCHMARKS.md` (`examples/gops.rs`, `examples/roofline.rs`,
+//! `benches/matmul.rs`).
 //!
 //! # Layouts
 //!
@@ -568,7 +568,7 @@ impl Kernels {
         }
     }
 
-    /// Whether this backend has a kernel for [`PackedQ8_0`] weights (AVX-512 VNNI). Where it
+    /// Whether this backend has a kernel for [`PackedQ8_0`] weights (AVX-512 VNNI, AVX2). Where it
     /// has, packing the weights once ([`Kernels::pack_q8_0`]) makes the int8 products faster;
     /// elsewhere use [`Kernels::matmul_q8_0`] on the weights as they are.
     pub fn supports_packed_q8_0(&self) -> bool {
