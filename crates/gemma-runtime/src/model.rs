@@ -59,50 +59,45 @@ pub struct ModelInfo {
     pub vocab_size: usize,
     /// The ggml type of the large weight matrices (`"q8_0"`, `"f32"`, `"f16"`, `"bf16"`).
     pub weight_type: String,
+    /// The kernel backend the model runs on (`"avx512vnni"`, `"avx2"`, `"neon-dotprod"`,
+    /// `"neon"`, `"scalar"`).
+    pub backend: &'static str,
 }
 
 /// How activations meet Q8_0 weights in the matrix products.
 ///
 /// The weight values are the file's in every mode; only the activation side changes. Files with
 /// F32/F16/BF16 weights always compute in f32 and ignore this choice. Where the kernels have a
-/// packed int8 kernel (AVX-512 VNNI), `Int8` and `Mixed` pack the Q8_0 matrices once at load
-/// (same size, the file's pages are released) and the Dense projections (one pooled vector) use
-/// two-part int8 activations; elsewhere the weights are read in place from the map and the Dense
-/// projections use f32 activations.
+/// packed int8 kernel (AVX-512 VNNI, AVX2), `Int8` and `Mixed` pack the Q8_0 matrices once at
+/// load (same size, the file's pages are released) and the Dense projections (one pooled vector)
+/// use two-part int8 activations; elsewhere the weights are read in place from the map and the
+/// Dense projections use f32 activations.
 ///
 /// # Measurements
 ///
-/// Cosine against sentence-transformers (float32) over the golden rows, Q8_0 GGUF; the
-/// "int8 work" column is the int8 multiply-adds relative to [`Precision::Int8`] (each
-/// two-part product is two int8 passes; `ffn_down` is 21% and `attn_output` 14% of a layer's
+/// Cosine against sentence-transformers (float32) over the 74 prompt-less golden rows of the
+/// documents, Q8_0 GGUF, AVX2 backend, one activation choice for every length (per product:
+/// qkv / attn_out / gate,up / down; "int8 work" is relative to `Int8`, each two-part product
+/// being two int8 passes; `ffn_down` is 21%, `attn_output` 14% and q, k, v 23% of a layer's
 /// weights):
 ///
-/// | choice (per product: qkv / attn_out / gate,up / down) | 74 prompt-less rows min / median | 108 rows min / median | int8 work |
-/// |---|---|---|---|
-/// | `Int8`: i8 / i8 / i8 / i8 (llama.cpp's scheme) | 0.99694 / 0.99967 | 0.99916 / 0.99970 | 1.00 |
-/// | **`Mixed`: i8 / i8 / i8 / i8x2** | **0.99860 / 0.99973** | **0.99898 / 0.99974** | **1.21** |
-/// | i8x2 / i8 / i8 / i8 | 0.99273 / 0.99971 | | 1.24 |
-/// | i8 / i8x2 / i8 / i8 | 0.99813 / 0.99967 | | 1.14 |
-/// | i8 / i8 / i8x2 / i8 | 0.99409 / 0.99972 | | 1.42 |
-/// | i8 / i8 / i8 / f32 | 0.99894 / 0.99972 | | f32 for 21% |
-/// | i8 / i8x2 / i8 / i8x2 | 0.99911 / 0.99974 | 0.99732 / 0.99975 | 1.35 |
-/// | i8x2 everywhere | 0.99788 / 0.99981 | | 2.00 |
-/// | `F32`: f32 everywhere | | 0.99785 / 0.99982 | f32 units |
+/// | choice | min / median | int8 work |
+/// |---|---|---|
+/// | i8 / i8 / i8 / i8x2 (the long-text rule of earlier versions) | 0.97976 / 0.99957 | 1.21 |
+/// | i8x2 / i8 / i8 / i8x2 (`Mixed` above 64 tokens) | 0.99796 / 0.99960 | 1.44 |
+/// | i8x2 / i8x2 / i8 / i8x2 | 0.99548 / 0.99962 | 1.58 |
+/// | i8x2 everywhere (`Mixed` up to 64 tokens) | 0.99786 / 0.99981 | 2.00 |
 ///
-/// llama.cpp on its 47 rows: min 0.99865, median 0.99952. The minimum is set by a few
-/// sensitive texts on which any rounding swings the cosine (one 46-token text moves between
-/// 0.9927 and 0.9991 with the choice, and with a kernel's summation order, so the columns,
-/// measured with different kernel builds, disagree on it); the medians are the stable measure.
-/// Widening `ffn_down` (input `gelu(gate) ⊙ up`, not RMS-normalised, the largest outliers)
-/// gains most of the median that is to be had short of f32; widening `attn_output` as well
-/// moves the median by less than 1e-5 for 14% more int8 work, so `Mixed` widens `ffn_down`
-/// only. Measured with `examples/precision.rs` (golden token ids) and `tests/embeddings.rs`.
-///
-/// Speed: with packed weights a product of a few tokens is bound by reading the weights, so
-/// `Mixed` widens every product for sequences of at most 16 tokens (i8x2 everywhere, the
-/// most exact int8 choice above); with weights in place (no packed kernel), f32 activations
-/// are faster than int8 below ~12 tokens, and `Mixed` uses them for sequences of at most 8.
-/// `cargo xtask bench` and `BENCHMARKS.md` have the numbers.
+/// (F32 activations on the same rows: min 0.99785; the minimum, a 21-token line, is the Q8_0
+/// weights' own loss there.) The minimum is set by a few sensitive short texts: with int8
+/// activations in q, k and v, 1-ulp differences between backends in the f32 steps flip
+/// roundings that those texts amplify (a q/k head that nearly cancels is renormalised by its
+/// RMSNorm), and their cosine swings between 0.98 and 0.999 with the backend. Over 600 short
+/// lines, the earlier rule left 4 vectors further than 0.998 from the f32-activation vector of
+/// the same backend (the worst at 0.987); two-part activations everywhere leave none (worst
+/// 0.999999). So `Mixed` uses two parts everywhere up to 64 tokens, where mean pooling over few
+/// tokens lets one token's rounding show, and for q, k, v and `ffn_down` above. Measured with
+/// `examples/precision.rs` and `tests/embeddings.rs`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Precision {
@@ -110,12 +105,10 @@ pub enum Precision {
     /// scheme), and attention rounds its operands to bf16 where the CPU has AVX512_BF16
     /// (llama.cpp rounds K and V to f16): the fastest mode.
     Int8,
-    /// Int8 activations, except for `ffn_down` (whose input `gelu(gate) ⊙ up` is not
-    /// RMS-normalised and carries the largest outliers), which rounds to two int8 parts (about
-    /// 16 bits); short sequences use two-part int8 activations throughout (at most 16 tokens,
-    /// with packed weights) or f32 activations (at most 8 tokens, weights in place), which cost
-    /// little at those sizes. The default: closer to sentence-transformers than llama.cpp at a
-    /// modest cost.
+    /// Two-part int8 activations (about 16 bits) for every product of sequences of at most 64
+    /// tokens, and for q, k, v and `ffn_down` of longer ones (whose inputs are renormalised per
+    /// head after the product, or carry the largest outliers); int8 for the rest. The default:
+    /// within rounding of the exact Q8_0 model on short texts, on every backend.
     #[default]
     Mixed,
     /// f32 activations against dequantised weights everywhere: the only rounding is the
@@ -133,6 +126,9 @@ pub struct RuntimeOptions {
     /// model file and kernel backend, checked against the model file's length, modification
     /// time and tensor table; rewritten when stale). `None`: pack in memory every time.
     pub pack_cache_dir: Option<std::path::PathBuf>,
+    /// The kernel backend. `None`: the process-wide choice ([`q8_kernels::kernels`]: the fastest
+    /// one the CPU has, or the one `Q8_KERNELS_BACKEND` names).
+    pub backend: Option<q8_kernels::Backend>,
 }
 
 /// The loader of one architecture.

@@ -26,6 +26,7 @@ fn embed(cache: Option<&Path>, precision: Precision) -> Vec<Vec<u32>> {
         &RuntimeOptions {
             precision,
             pack_cache_dir: cache.map(Path::to_owned),
+            ..Default::default()
         },
     )
     .expect("opens");
@@ -168,6 +169,7 @@ fn open_cached(model: &Path, cache: &Path) {
         &RuntimeOptions {
             precision: Precision::Mixed,
             pack_cache_dir: Some(cache.to_owned()),
+            ..Default::default()
         },
     )
     .expect("opens");

@@ -60,6 +60,7 @@ impl Model {
         let runtime_options = RuntimeOptions {
             precision: options.precision_value(),
             pack_cache_dir: options.pack_cache_dir_value(),
+            backend: None,
         };
         let inner = pool.install(|| gemma_runtime::open(path, &runtime_options))?;
         let info = inner.info();

@@ -323,7 +323,10 @@ impl GemmaModel {
             }
         };
 
-        let kern = q8_kernels::kernels()?;
+        let kern = match opts.backend {
+            Some(backend) => q8_kernels::kernels_for(backend)?,
+            None => q8_kernels::kernels()?,
+        };
         // Int8 products run on packed layer weights where the kernels have a packed kernel;
         // all-f32 activations read the file's weights as they are. Packing and the tokenizer
         // build run side by side (each also splits its own work over the pool).
@@ -398,6 +401,7 @@ impl GemmaModel {
                 .map_or(token_embd.ggml_type(), |l| l.gate.ggml_type())
                 .name()
                 .to_owned(),
+            backend: kern.name(),
         };
 
         let model = GemmaModel {

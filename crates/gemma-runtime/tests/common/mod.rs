@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 
 use gemma_runtime::{EmbeddingModel, Precision, RuntimeOptions};
+use q8_kernels::Backend;
 use spm_tokenizer::EncodeOptions;
 
 /// `testdata/golden` of the workspace.
@@ -20,14 +21,43 @@ pub fn model_path(file_type: &str) -> PathBuf {
 
 /// The cached model of `file_type`, opened at `precision` (no pack cache).
 pub fn open_model(file_type: &str, precision: Precision) -> Box<dyn EmbeddingModel> {
+    open_model_on(file_type, precision, None)
+}
+
+/// [`open_model`] on the kernels of `backend` (`None`: the process-wide choice).
+pub fn open_model_on(
+    file_type: &str,
+    precision: Precision,
+    backend: Option<Backend>,
+) -> Box<dyn EmbeddingModel> {
     let options = RuntimeOptions {
         precision,
+        backend,
         ..Default::default()
     };
     gemma_runtime::open(&model_path(file_type), &options).expect("opens")
 }
 
+/// Every kernel backend this CPU runs, the process-wide choice first.
+pub fn backends() -> Vec<Backend> {
+    let first = q8_kernels::kernels().expect("kernels").backend();
+    let mut all = vec![first];
+    all.extend(
+        q8_kernels::Kernels::available()
+            .iter()
+            .map(|k| k.backend())
+            .filter(|&b| b != first),
+    );
+    all
+}
+
+/// Token count of `row` as [`row_ids`] makes it.
+pub fn row_tokens(model: &dyn EmbeddingModel, row: &Row) -> usize {
+    row_ids(model, row).len()
+}
+
 /// One row of an embeddings golden file.
+#[derive(Clone)]
 pub struct Row {
     pub text: String,
     pub prompt: Option<String>,
@@ -42,16 +72,18 @@ pub fn read_rows(rel: &str) -> Vec<Row> {
     data.lines()
         .map(|line| {
             let v: serde_json::Value = serde_json::from_str(line).expect("golden row is JSON");
+            let embedding: Vec<f32> = v["embedding"]
+                .as_array()
+                .expect("embedding")
+                .iter()
+                .map(|x| x.as_f64().expect("number") as f32)
+                .collect();
             Row {
                 text: v["text"].as_str().expect("text").to_owned(),
                 prompt: v["prompt"].as_str().map(str::to_owned),
-                dim: v["dim"].as_u64().expect("dim") as usize,
-                embedding: v["embedding"]
-                    .as_array()
-                    .expect("embedding")
-                    .iter()
-                    .map(|x| x.as_f64().expect("number") as f32)
-                    .collect(),
+                // Files without a `dim` hold full-size vectors.
+                dim: v["dim"].as_u64().map_or(embedding.len(), |d| d as usize),
+                embedding,
             }
         })
         .collect()
