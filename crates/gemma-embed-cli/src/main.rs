@@ -9,6 +9,7 @@ mod cleanup;
 mod commands;
 mod input;
 mod output;
+mod serve;
 mod stats;
 
 use std::path::PathBuf;
@@ -53,6 +54,8 @@ enum Command {
     Bench(BenchArgs),
     /// Show what the model file holds and which kernel backend runs it.
     Info(InfoArgs),
+    /// Serve embeddings over HTTP (OpenAI and text-embeddings-inference APIs) until SIGTERM/SIGINT.
+    Serve(serve::ServeArgs),
 }
 
 /// Options shared by every command that loads a model.
@@ -248,6 +251,7 @@ fn main() -> ExitCode {
         Some(Command::Convert(args)) => commands::convert(args),
         Some(Command::Bench(args)) => commands::bench(args),
         Some(Command::Info(args)) => commands::info(args),
+        Some(Command::Serve(args)) => serve::serve(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
