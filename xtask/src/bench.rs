@@ -102,7 +102,7 @@ const LLAMA_DRIVER: &str = "xtask/bench/llama_bench.py";
 const TIME: &str = "/usr/bin/time";
 
 /// The repository root (xtask's parent).
-fn repo_root() -> PathBuf {
+pub(crate) fn repo_root() -> PathBuf {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
     manifest.parent().unwrap_or(manifest).to_path_buf()
 }
@@ -288,7 +288,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
 }
 
 /// Builds the release `gemma-embed` and returns the path of the executable cargo reports.
-fn build_gemma_embed(root: &Path) -> Result<PathBuf> {
+pub(crate) fn build_gemma_embed(root: &Path) -> Result<PathBuf> {
     eprintln!("bench: cargo build --release -p gemma-embed-cli");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let out = Command::new(cargo)

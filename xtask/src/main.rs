@@ -6,7 +6,8 @@
 //! * `embed [ARGS...]` — fetch the default model, then run `gemma-embed embed ARGS...`;
 //! * `bench` — the standard benchmark set beside llama.cpp (see the `bench` module);
 //! * `golden wordpiece` — Hugging Face `tokenizers` ids for all-MiniLM-L6-v2 (see `wordpiece`);
-//! * `bench-wordpiece` — `wordpiece-tokenizer` beside `tokenizers` on one thread.
+//! * `bench-wordpiece` — `wordpiece-tokenizer` beside `tokenizers` on one thread;
+//! * `loadtest` — requests/s and latency of `gemma-embed serve` under 1, 8, 32 clients.
 //!
 //! Each command lives in its own module; this file only parses the command line.
 
@@ -14,6 +15,7 @@ mod bench;
 mod convert;
 mod embed;
 mod fetch;
+mod loadtest;
 mod progress;
 mod test;
 mod wordpiece;
@@ -48,6 +50,9 @@ enum Command {
     /// Measure `wordpiece-tokenizer` beside Hugging Face `tokenizers` on one thread over
     /// `testdata/corpus`, in one run.
     BenchWordpiece(wordpiece::BenchArgs),
+    /// Load-test `gemma-embed serve` on loopback: requests/s, p50 and p99 latency for 1, 8 and
+    /// 32 closed-loop clients, with short texts and with 512-token texts (bounded in time).
+    Loadtest(loadtest::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -60,6 +65,7 @@ fn main() -> std::process::ExitCode {
         Command::Bench(args) => bench::run(&args).map(|()| std::process::ExitCode::SUCCESS),
         Command::Golden(args) => wordpiece::golden(&args),
         Command::BenchWordpiece(args) => wordpiece::bench(&args),
+        Command::Loadtest(args) => loadtest::run(&args).map(|()| std::process::ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,
