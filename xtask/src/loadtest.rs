@@ -3,7 +3,8 @@
 //! Starts the release `gemma-embed serve` on a free loopback port (127.0.0.1 only), then for each
 //! concurrency level (default 1, 8, 32 clients) and each kind of text (short corpus lines, and
 //! texts of 512 tokens) runs that many clients, each sending `POST /v1/embeddings` with one text
-//! and waiting for the answer before the next, for a bounded time and number of requests. Prints a
+//! and waiting for the answer before the next, for a bounded time and number of requests (a request
+//! unanswered a minute after the end counts as an error). Prints a
 //! markdown table: requests/s, p50 and p99 latency, and the server's peak memory.
 
 use std::path::PathBuf;
@@ -51,12 +52,17 @@ impl Drop for Server {
     }
 }
 
-fn agent() -> ureq::Agent {
+/// A client whose requests give up after `timeout` (counted as errors).
+fn agent_with(timeout: Duration) -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(600)))
+        .timeout_global(Some(timeout))
         .build()
         .into()
+}
+
+fn agent() -> ureq::Agent {
+    agent_with(Duration::from_secs(600))
 }
 
 fn post(agent: &ureq::Agent, url: &str, body: &str) -> Result<(u16, String)> {
@@ -195,7 +201,9 @@ fn measure(
         .map(|c| {
             let (url, texts, budget) = (url.clone(), Arc::clone(texts), Arc::clone(&budget));
             std::thread::spawn(move || {
-                let agent = agent();
+                // A request still unanswered a minute after the measurement's end is an error, so
+                // a row never takes much longer than --seconds.
+                let agent = agent_with(Duration::from_secs_f64(seconds + 60.0));
                 let mut latencies = Vec::new();
                 let mut errors = 0;
                 let mut i = c * 7;
