@@ -69,6 +69,26 @@ impl Batcher {
     }
 }
 
+/// One run of the model, checked to give one vector per sequence.
+fn embed(
+    model: &Model,
+    batch: &[Vec<u32>],
+    options: &EmbedOptions,
+) -> Result<Vec<Vec<f32>>, String> {
+    let vectors = model
+        .embed_tokens(batch, options)
+        .map_err(|e| e.to_string())?;
+    if vectors.len() == batch.len() {
+        Ok(vectors)
+    } else {
+        Err(format!(
+            "the model returned {} vectors for {} inputs",
+            vectors.len(),
+            batch.len()
+        ))
+    }
+}
+
 fn run(model: &Model, budget: usize, mut rx: mpsc::Receiver<Job>, metrics: &Metrics) {
     let mut active: VecDeque<Active> = VecDeque::new();
     let add = |active: &mut VecDeque<Active>, job: Job| {
@@ -123,27 +143,31 @@ fn run(model: &Model, budget: usize, mut rx: mpsc::Receiver<Job>, metrics: &Metr
                 .normalize(false)
                 .batch_size(batch.len());
             let start = Instant::now();
-            let result = model.embed_tokens(&batch, options);
+            let result = embed(model, &batch, &options);
             metrics.batch(batch.len(), tokens, start.elapsed().as_secs_f64());
-            match result {
-                Ok(vectors) if vectors.len() == owners.len() => {
-                    for (v, &i) in vectors.into_iter().zip(&owners) {
-                        active[i].out.push(v);
-                    }
-                }
-                Ok(vectors) => {
-                    let message = format!(
-                        "the model returned {} vectors for {} inputs",
-                        vectors.len(),
-                        owners.len()
-                    );
-                    for &i in &owners {
-                        active[i].failed = Some(message.clone());
-                    }
-                }
-                Err(e) => {
-                    for &i in &owners {
-                        active[i].failed = Some(e.to_string());
+            let results: Vec<Result<Vec<f32>, String>> = match result {
+                Ok(vectors) => vectors.into_iter().map(Ok).collect(),
+                // The model failed on the batch: run each sequence alone, so that only the
+                // requests whose own input fails get an error.
+                Err(_) if batch.len() > 1 => batch
+                    .iter()
+                    .map(|seq| {
+                        embed(
+                            model,
+                            std::slice::from_ref(seq),
+                            &options.clone().batch_size(1),
+                        )
+                        .and_then(|mut v| v.pop().ok_or_else(|| "no vector".to_owned()))
+                    })
+                    .collect(),
+                Err(e) => vec![Err(e)],
+            };
+            for (result, &i) in results.into_iter().zip(&owners) {
+                match result {
+                    Ok(v) => active[i].out.push(v),
+                    Err(e) => {
+                        active[i].failed.get_or_insert(e);
+                        active[i].out.push(Vec::new());
                     }
                 }
             }
