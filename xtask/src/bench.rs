@@ -16,6 +16,10 @@
 //!   `testdata/corpus` on one thread.
 //! * **model load** — the `load_ms` the `gemma-embed bench` processes report.
 //!
+//! Per backend: `Q8_KERNELS_BACKEND=avx2 cargo xtask bench` times our AVX2 kernels on any x86
+//! CPU (the variable reaches every `gemma-embed` process); the report names the backend that
+//! ran, the CPU and its SIMD features.
+//!
 //! With llama-cpp-python importable, `xtask/bench/llama_bench.py` measures llama.cpp the same
 //! way in the same run, and the table shows the ratios and whether each target is met.
 
@@ -1095,15 +1099,46 @@ fn load_average() -> Option<String> {
     Some(s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
 }
 
+/// The CPU's model name and the SIMD features the kernels choose between (the backend that
+/// runs is the fastest of them, or the one `Q8_KERNELS_BACKEND` forces).
 fn cpu_name() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("model name"))
-                .map(|v| v.trim_start_matches([' ', '\t', ':']).trim().to_owned())
+    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let name = info
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .map(|v| v.trim_start_matches([' ', '\t', ':']).trim().to_owned())
+        .unwrap_or_else(|| std::env::consts::ARCH.to_owned());
+    let flags: Vec<&str> = info
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("flags")
+                .or_else(|| l.strip_prefix("Features"))
         })
-        .unwrap_or_else(|| std::env::consts::ARCH.to_owned())
+        .map(|v| {
+            v.trim_start_matches([' ', '\t', ':'])
+                .split_whitespace()
+                .collect()
+        })
+        .unwrap_or_default();
+    let simd: Vec<&str> = [
+        "avx2",
+        "fma",
+        "f16c",
+        "avx512f",
+        "avx512_vnni",
+        "avx512_bf16",
+        "asimd",
+        "asimddp",
+        "i8mm",
+    ]
+    .into_iter()
+    .filter(|f| flags.contains(f))
+    .collect();
+    if simd.is_empty() {
+        name
+    } else {
+        format!("{name} [{}]", simd.join(" "))
+    }
 }
 
 fn git_commit(root: &Path) -> String {

@@ -186,3 +186,52 @@ fn q8_0_short_lines_match_f32_activations_on_every_backend() {
         }
     }
 }
+
+/// Short lines on which int8 activations swung most (the earlier default fell to 0.987 on the
+/// first): a handful, cheap enough for every SIMD backend under emulation (the NEON backends run
+/// this test under qemu in CI).
+const SENSITIVE_LINES: [&str; 3] = [
+    "Anmerkung: Möglicherweise siehst Du die Cursorposi",
+    "  2. Placez le curseur sur le  u  de luhko.",
+    "  3. Tapez le début d'une commande :   :e",
+];
+
+/// On the sensitive lines, every SIMD backend's default vector is within 0.998 of its
+/// f32-activation vector.
+#[test]
+fn q8_0_sensitive_lines_on_every_simd_backend() {
+    let rows: Vec<Row> = read_rows(LINES_ST)
+        .into_iter()
+        .filter(|r| SENSITIVE_LINES.iter().any(|p| r.text.starts_with(p)))
+        .collect();
+    assert_eq!(rows.len(), SENSITIVE_LINES.len());
+    let llama = read_rows(LINES_LLAMA);
+    for backend in backends().into_iter().filter(|&b| b != Backend::Scalar) {
+        let ours = embed_rows(
+            open_model_on("q8_0", Precision::default(), Some(backend)).as_ref(),
+            &rows,
+        );
+        let exact = embed_rows(
+            open_model_on("q8_0", Precision::F32, Some(backend)).as_ref(),
+            &rows,
+        );
+        for ((o, e), r) in ours.iter().zip(&exact).zip(&rows) {
+            let e: Vec<f32> = e.iter().map(|&x| x as f32).collect();
+            let to_f32 = cosine(o, &e);
+            let to_st = cosine(o, &r.embedding);
+            let l = llama
+                .iter()
+                .find(|l| l.text == r.text)
+                .expect("llama.cpp row");
+            let llama_st = cosine(&truncate_normalize(&l.embedding, 768), &r.embedding);
+            println!(
+                "{backend}: {:?}: vs f32 activations {to_f32:.6}, vs sentence-transformers \
+                 {to_st:.6} (llama.cpp {llama_st:.6})",
+                r.text
+            );
+            // Against sentence-transformers a single short line is luck (the Q8_0 weights alone
+            // move some by 0.04): printed, not asserted.
+            assert!(to_f32 >= 0.998, "{backend}: {:?}: {to_f32} < 0.998", r.text);
+        }
+    }
+}
