@@ -173,7 +173,12 @@ fn positive(py: Python<'_>, name: &str, value: i64) -> PyResult<usize> {
     usize::try_from(value)
         .ok()
         .filter(|&v| v > 0)
-        .ok_or_else(|| invalid(py, format!("{name} must be a positive integer, got {value}")))
+        .ok_or_else(|| {
+            invalid(
+                py,
+                format!("{name} must be a positive integer, got {value}"),
+            )
+        })
 }
 
 /// The names of [`Precision`] values in Python, as in the command line's `--precision`.
@@ -240,10 +245,7 @@ impl Model {
             }
             None => None,
         };
-        let path_arg = match path {
-            Some(p) => Some(std::path::absolute(&p).unwrap_or(p)),
-            None => None,
-        };
+        let path_arg = path.map(|p| std::path::absolute(&p).unwrap_or(p));
         let file = path_arg
             .clone()
             .unwrap_or_else(ggufembed::default_model_path);
@@ -516,7 +518,11 @@ impl Model {
             .embed_with(&[] as &[&str], options)
             .map_err(|e| to_py(py, e, 0))?;
         let len = texts.len().checked_mul(dim).ok_or_else(|| {
-            py_error(py, ErrorKind::Base, "too many texts for one call".to_owned())
+            py_error(
+                py,
+                ErrorKind::Base,
+                "too many texts for one call".to_owned(),
+            )
         })?;
         let mut flat = Vec::with_capacity(len);
         let batch = options.batch_size_value();

@@ -23,3 +23,8 @@ __all__ = [
     "backend",
     "default_model_path",
 ]
+
+# Shown (and pickled) as ggufembed.Error etc.: the names users import.
+for _cls in (Error, InvalidInputError, ModelNotFoundError):
+    _cls.__module__ = __name__
+del _cls
