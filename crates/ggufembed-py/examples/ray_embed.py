@@ -10,9 +10,11 @@ CPUs, so Ray never puts more model threads on a node than it has cores. Batches 
 arrays (``batch_format="numpy"``). The output directory gets Parquet files with the columns
 ``text`` (string) and ``embedding`` (fixed-size list of float32), in input order.
 
-Without ``--address`` (or ``RAY_ADDRESS``) the script starts a local Ray cluster. On a real
-cluster, every node needs the ``ggufembed`` wheel and the model file: in each node's model cache,
-or at the ``--model`` path on every node.
+Without ``--address`` (or ``RAY_ADDRESS``) the script starts a local Ray cluster with one logical
+CPU per model thread and one more for Ray Data's own tasks. On a real cluster, leave a CPU free
+there too (``actors x threads`` below the cluster's CPUs): Ray Data lists and reads the input
+files in tasks that need one. Every node needs the ``ggufembed`` wheel and the model file (in
+each node's model cache, or at the ``--model`` path on every node).
 """
 
 from __future__ import annotations
@@ -55,9 +57,8 @@ def decode_json_lines(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {"text": np.array(texts, dtype=object)}
 
 
-# Reading and writing reserve no CPU: they are light next to the model, and the cores belong to
-# the model actors (with one CPU each for I/O, a pool that fills the cluster would leave none
-# for reading, and nothing would run).
+# Reading, decoding and writing reserve no CPU: they are light next to the model, whose actors
+# hold the cores. (Ray Data's file listing still takes one: see the local cluster in main.)
 IO_CPUS = 0
 
 
@@ -82,7 +83,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--address", default=None, help="Ray cluster to join [default: start a local one]")
     args = parser.parse_args(argv)
 
-    ray.init(address=args.address, include_dashboard=False, log_to_driver=False)
+    if args.address or os.environ.get("RAY_ADDRESS"):
+        ray.init(address=args.address, include_dashboard=False, log_to_driver=False)
+    else:
+        # A local cluster: one logical CPU per model thread, and one for Ray Data's own tasks
+        # (listing, reading and writing files), which would otherwise wait for a free CPU forever.
+        ray.init(num_cpus=args.actors * args.threads + 1, include_dashboard=False, log_to_driver=False)
     ctx = ray.data.DataContext.get_current()
     ctx.execution_options.preserve_order = True
     ctx.enable_progress_bars = False
