@@ -97,4 +97,32 @@ pub enum RuntimeError {
         /// The model's context length.
         max: usize,
     },
+
+    /// The file holds a tensor the graph does not read and that is not a known optional one
+    /// (e.g. `blk.23.*` with `block_count = 23`): running without it would give wrong vectors.
+    #[error("tensor {name:?} is not used by the {architecture} graph: {reason}")]
+    UnusedTensor {
+        /// The tensor name.
+        name: String,
+        /// The value of `general.architecture`.
+        architecture: String,
+        /// Why it is not used (which key decides).
+        reason: String,
+    },
+
+    /// A special token the vocabulary adds to every sequence has no id in the file.
+    ///
+    /// llama.cpp falls back to the SentencePiece defaults (`<s>` = 1, `</s>` = 2) there, which
+    /// are Gemma's `<eos>` and `<bos>` swapped: the file is refused instead.
+    #[error(
+        "{flag} asks for the token on every sequence but {key} is missing (no default id is right \
+         for every model: llama.cpp's SentencePiece defaults are Gemma's <eos> and <bos> swapped)"
+    )]
+    MissingSpecialToken {
+        /// The missing id key (`tokenizer.ggml.bos_token_id` or `.eos_token_id`).
+        key: &'static str,
+        /// The flag that asks for the token (`tokenizer.ggml.add_bos_token` or
+        /// `.add_eos_token`).
+        flag: &'static str,
+    },
 }

@@ -549,3 +549,113 @@ fn bad_token_ids_and_lengths_are_errors() {
     ));
     assert_eq!(model.tokenizer().encode("abc"), vec![2, 4, 5, 6, 1]);
 }
+
+/// `metadata()` without the keys in `drop` and with `set` replacing or adding values.
+fn edited(drop: &[&str], set: &[(&str, OwnedValue)]) -> Vec<(String, OwnedValue)> {
+    let mut meta: Vec<(String, OwnedValue)> = metadata()
+        .into_iter()
+        .filter(|(k, _)| !drop.contains(&k.as_str()))
+        .collect();
+    for (key, value) in set {
+        match meta.iter_mut().find(|(k, _)| k == key) {
+            Some(slot) => slot.1 = value.clone(),
+            None => meta.push(((*key).to_owned(), value.clone())),
+        }
+    }
+    meta
+}
+
+#[test]
+fn a_missing_bos_or_eos_id_is_an_error_while_the_flag_asks_for_it() {
+    let t = tensors(true);
+    let bos = "tokenizer.ggml.bos_token_id";
+    let eos = "tokenizer.ggml.eos_token_id";
+    for (key, flag) in [
+        (bos, "tokenizer.ggml.add_bos_token"),
+        (eos, "tokenizer.ggml.add_eos_token"),
+    ] {
+        match open_with(edited(&[key], &[]), &t) {
+            Err(RuntimeError::MissingSpecialToken { key: k, flag: f }) => {
+                assert_eq!((k, f), (key, flag));
+            }
+            other => panic!("{key}: expected MissingSpecialToken, got {other:?}"),
+        }
+        // The flag set to false: the token is not added, so its id is not needed.
+        assert!(open_with(edited(&[key], &[(flag, false.into())]), &t).is_ok());
+    }
+    // add_bos_token defaults to true (llama.cpp's SentencePiece default): still required.
+    let err = open_with(edited(&[bos, "tokenizer.ggml.add_bos_token"], &[]), &t).unwrap_err();
+    assert!(err.to_string().contains(bos), "{err}");
+    // add_eos_token defaults to false: a file without both keys adds no eos.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write(
+        dir.path(),
+        "noeos.gguf",
+        &edited(&[eos, "tokenizer.ggml.add_eos_token"], &[]),
+        &t,
+        GgmlType::F32,
+    );
+    let model = open(&path, &RuntimeOptions::default()).expect("opens");
+    assert_eq!(model.tokenizer().encode("abc"), vec![2, 4, 5, 6]);
+}
+
+#[test]
+fn block_count_below_the_file_blocks_is_an_error_naming_the_tensor() {
+    let t = tensors(true);
+    let meta = edited(&[], &[(&format!("{ARCH}.block_count"), 2u32.into())]);
+    match open_with(meta, &t) {
+        Err(RuntimeError::UnusedTensor { name, reason, .. }) => {
+            assert!(name.starts_with("blk.2."), "{name}");
+            assert!(reason.contains("block_count = 2"), "{reason}");
+        }
+        other => panic!("expected UnusedTensor, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_tensor_the_graph_does_not_use_is_an_error_naming_it() {
+    let base = tensors(true);
+    for extra in [
+        "blk.0.attn_bias.weight",
+        "blk.x.attn_norm.weight",
+        "blk.+1.attn_norm.weight",
+        "rope_freqs.weight",
+        "dense_4.weight",
+        "",
+    ] {
+        let mut t = base.clone();
+        t.push((extra.to_owned(), vec![4], vec![1.0; 4]));
+        match open_with(metadata(), &t) {
+            Err(RuntimeError::UnusedTensor { name, .. }) => assert_eq!(name, extra),
+            Err(RuntimeError::Gguf(_)) if extra.is_empty() => {}
+            other => panic!("{extra:?}: expected UnusedTensor, got {other:?}"),
+        }
+    }
+    // The language model head of a Gemma 3 text model is a known unused tensor.
+    let mut t = base.clone();
+    t.push((
+        "output.weight".to_owned(),
+        vec![D, VOCAB],
+        vec![0.5; D * VOCAB],
+    ));
+    assert!(open_with(metadata(), &t).is_ok());
+}
+
+#[test]
+fn non_finite_weights_give_non_finite_outputs_the_facade_refuses() {
+    // The runtime passes the values through; the `ggufembed` facade turns them into an error
+    // naming the text (tested there). Here: a NaN weight reaches the output at every precision.
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (value, name) in [(f32::NAN, "nan.gguf"), (f32::INFINITY, "inf.gguf")] {
+        let mut t = tensors(true);
+        let slot = t
+            .iter_mut()
+            .find(|(n, _, _)| n == "blk.1.ffn_down.weight")
+            .expect("tensor");
+        slot.2[7] = value;
+        let path = write(dir.path(), name, &metadata(), &t, GgmlType::F32);
+        let model = open(&path, &RuntimeOptions::default()).expect("opens");
+        let out = model.embed_ids(&IDS).expect("embeds");
+        assert!(out.iter().any(|v| !v.is_finite()), "{name}");
+    }
+}

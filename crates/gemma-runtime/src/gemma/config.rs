@@ -237,6 +237,98 @@ impl GemmaConfig {
     }
 }
 
+/// The tensors of every block, `blk.{i}.{name}.weight`, in the order the model reads them.
+pub(crate) const BLOCK_TENSORS: [&str; 13] = [
+    "attn_norm",
+    "attn_q",
+    "attn_k",
+    "attn_v",
+    "attn_q_norm",
+    "attn_k_norm",
+    "attn_output",
+    "post_attention_norm",
+    "ffn_norm",
+    "ffn_gate",
+    "ffn_up",
+    "ffn_down",
+    "post_ffw_norm",
+];
+
+/// Tensors a file may hold that an embedding does not read: `output.weight` is the language
+/// model head of a Gemma 3 text model (llama.cpp loads it as optional and ties it to
+/// `token_embd` when it is absent); pooling never reaches it.
+pub(crate) const KNOWN_UNUSED_TENSORS: [&str; 1] = ["output.weight"];
+
+/// Refuses a file holding a tensor that the graph of `cfg` does not read and that is not one of
+/// [`KNOWN_UNUSED_TENSORS`]: `blk.N.*` with `N >= block_count`, an unknown block tensor, an
+/// unknown top-level tensor. Such a file was written for another graph (most often one more
+/// layer than `block_count` says) and would give wrong vectors without a word. Whether the
+/// tensors that are read exist and have the right shapes is checked when they are loaded.
+pub(crate) fn check_tensor_names<B: AsRef<[u8]>>(
+    file: &gguf::Gguf<B>,
+    arch: &str,
+    cfg: &GemmaConfig,
+) -> Result<(), RuntimeError> {
+    let unused = |name: &str, reason: String| RuntimeError::UnusedTensor {
+        name: name.to_owned(),
+        architecture: arch.to_owned(),
+        reason,
+    };
+    for t in file.tensors() {
+        let name = t.name.as_str();
+        if let Some(rest) = name.strip_prefix("blk.") {
+            let (index, part) = rest.split_once('.').unwrap_or((rest, ""));
+            let layer = index
+                .parse::<usize>()
+                .ok()
+                .filter(|_| index.bytes().all(|b| b.is_ascii_digit()));
+            let Some(layer) = layer else {
+                return Err(unused(name, format!("{index:?} is not a block number")));
+            };
+            if layer >= cfg.n_layer {
+                return Err(unused(
+                    name,
+                    format!(
+                        "{arch}.block_count = {} but the file has block {layer}",
+                        cfg.n_layer
+                    ),
+                ));
+            }
+            let known = part
+                .strip_suffix(".weight")
+                .is_some_and(|p| BLOCK_TENSORS.contains(&p));
+            if !known {
+                return Err(unused(
+                    name,
+                    format!(
+                        "a block has only {}",
+                        BLOCK_TENSORS
+                            .iter()
+                            .map(|p| format!("{p}.weight"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ));
+            }
+            continue;
+        }
+        match name {
+            "token_embd.weight" | "output_norm.weight" => {}
+            "dense_2.weight" | "dense_3.weight" if cfg.dense.is_some() => {}
+            _ if KNOWN_UNUSED_TENSORS.contains(&name) => {}
+            _ => {
+                return Err(unused(
+                    name,
+                    "not one of token_embd.weight, blk.N.*, output_norm.weight, \
+                     dense_2.weight, dense_3.weight or the known unused output.weight"
+                        .to_owned(),
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -283,6 +283,7 @@ impl GemmaModel {
             file.require_tensor("dense_3.weight")?;
         }
         let cfg = GemmaConfig::from_gguf(&file, &arch, has_d2 && has_d3)?;
+        config::check_tensor_names(&file, &arch, &cfg)?;
         let d = cfg.n_embd;
 
         let token_embd = Matrix::load_rows_any(&file, "token_embd.weight", d)?;
