@@ -241,12 +241,18 @@ pub fn embed(mut args: EmbedArgs) -> Result<()> {
     Ok(())
 }
 
-/// Turns a batch-relative [`ggufembed::Error::TooLong`] into a message naming the input line.
+/// Turns a batch-relative [`ggufembed::Error::TooLong`] or [`ggufembed::Error::NonFinite`] into a
+/// message naming the input line.
 fn locate(err: ggufembed::Error, first: usize, source: &Source) -> anyhow::Error {
     match err {
         ggufembed::Error::TooLong { index, tokens, max } => anyhow::anyhow!(
             "{} encodes to {tokens} tokens, more than the model's context of {max}; shorten it or \
              drop --no-truncate",
+            source.locate(first + index)
+        ),
+        ggufembed::Error::NonFinite { index, count } => anyhow::anyhow!(
+            "{} gave an embedding with {count} non-finite values (NaN or infinity): the model's \
+             weights are broken",
             source.locate(first + index)
         ),
         other => other.into(),

@@ -58,6 +58,18 @@ pub enum Error {
         /// The model's context length.
         max: usize,
     },
+    /// The model gave a vector with values that are not finite numbers (NaN or infinity) for a
+    /// text: the model file's weights are broken. Never returned as a vector.
+    #[error(
+        "text {index} gave an embedding with {count} non-finite values (NaN or infinity): the \
+         model's weights are broken"
+    )]
+    NonFinite {
+        /// Position of the text in the batch.
+        index: usize,
+        /// How many values of its vector (full dimension, before normalisation) are not finite.
+        count: usize,
+    },
     /// A named prompt that the model does not define.
     #[error("the model has no task prompt named {name:?}; known prompts: {}", available.join(", "))]
     UnknownPrompt {

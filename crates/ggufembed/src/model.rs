@@ -123,7 +123,7 @@ impl Model {
         for (chunk_no, chunk) in texts.chunks(options.batch_size_value()).enumerate() {
             let first = chunk_no * options.batch_size_value();
             let ids = self.encode_chunk(chunk, prefix, options.truncation_value(), first)?;
-            out.extend(self.run(&ids, dim, options.normalize_value())?);
+            out.extend(self.run(&ids, first, dim, options.normalize_value())?);
         }
         Ok(out)
     }
@@ -148,7 +148,8 @@ impl Model {
                     max,
                 });
             }
-            out.extend(self.run(chunk, dim, options.normalize_value())?);
+            let first = chunk_no * options.batch_size_value();
+            out.extend(self.run(chunk, first, dim, options.normalize_value())?);
         }
         Ok(out)
     }
@@ -325,8 +326,15 @@ impl Model {
             .install(|| texts.par_iter().enumerate().map(encode).collect())
     }
 
-    /// Runs the model on a chunk and post-processes (cut to `dim`, normalise).
-    fn run(&self, ids: &[Vec<u32>], dim: usize, normalize: bool) -> Result<Vec<Vec<f32>>> {
+    /// Runs the model on a chunk (whose first text is text `first` of the call) and
+    /// post-processes (cut to `dim`, normalise). A vector with a non-finite value is an error.
+    fn run(
+        &self,
+        ids: &[Vec<u32>],
+        first: usize,
+        dim: usize,
+        normalize: bool,
+    ) -> Result<Vec<Vec<f32>>> {
         // One sequence: the runtime splits its work across the team's threads; several: the
         // runtime runs short sequences in parallel on the pool and long ones one at a time on
         // the team. Both give the same bits per sequence.
@@ -343,7 +351,15 @@ impl Model {
             });
         }
         raw.into_iter()
-            .map(|mut v| {
+            .enumerate()
+            .map(|(i, mut v)| {
+                let count = v.iter().filter(|x| !x.is_finite()).count();
+                if count > 0 {
+                    return Err(Error::NonFinite {
+                        index: first + i,
+                        count,
+                    });
+                }
                 if v.len() < dim {
                     return Err(Error::BadOutput {
                         got: v.len(),

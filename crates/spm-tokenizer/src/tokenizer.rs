@@ -20,6 +20,10 @@ const SPACE_MARK: &[u8; 3] = b"\xE2\x96\x81";
 /// short words that make up most text); longer ones use a priority queue, as llama.cpp does.
 const SMALL_WORD: usize = 48;
 
+/// Tokens merged past a length limit when a long word is cut (see `Tokenizer::encode_text`):
+/// they absorb any difference that the cut makes to the last tokens of the merged prefix.
+const LIMIT_MARGIN: usize = 16;
+
 /// Special-token ids and flags of a vocabulary (GGUF's `tokenizer.ggml.*` keys).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct VocabConfig {
@@ -58,7 +62,11 @@ pub struct EncodeOptions {
     /// Match CONTROL and UNKNOWN piece text in the input (e.g. `<start_of_turn>`) as that token
     /// (default true). USER_DEFINED pieces are always matched.
     pub parse_special: bool,
-    /// Maximum number of tokens, special tokens included (default none).
+    /// Maximum number of tokens, special tokens included (default none). With
+    /// [`Truncation::Truncate`], tokenizing stops soon after the limit: the rest of a long text
+    /// is not merged, and a single word far longer than the limit is merged from a prefix with
+    /// some tokens to spare, so a megabyte without spaces costs about what a text just past the
+    /// limit costs.
     pub max_length: Option<usize>,
     /// What to do above `max_length`.
     pub truncation: Truncation,
@@ -600,7 +608,7 @@ impl Tokenizer {
     /// limit. Never fails.
     pub fn encode(&self, text: &str) -> Vec<u32> {
         let mut out = Vec::with_capacity(text.len() / 3 + 2);
-        self.encode_raw(text, true, true, &mut out);
+        self.encode_raw(text, true, true, usize::MAX, &mut out);
         out
     }
 
@@ -622,8 +630,21 @@ impl Tokenizer {
                 return Err(TokenizerError::MaxLengthTooSmall { max, specials });
             }
         }
-        let mut out = Vec::with_capacity(text.len() / 3 + 2);
-        self.encode_raw(text, opts.parse_special, opts.add_special_tokens, &mut out);
+        // With truncation, only the first `max` tokens are kept: tokenizing stops soon after
+        // them (see `encode_text`), so a text far past the context costs about what one just
+        // past it costs.
+        let limit = match (opts.max_length, opts.truncation) {
+            (Some(max), Truncation::Truncate) => max.saturating_add(1),
+            _ => usize::MAX,
+        };
+        let mut out = Vec::with_capacity((text.len() / 3).min(limit) + 2);
+        self.encode_raw(
+            text,
+            opts.parse_special,
+            opts.add_special_tokens,
+            limit,
+            &mut out,
+        );
         if let Some(max) = opts.max_length {
             if out.len() > max {
                 match opts.truncation {
@@ -723,12 +744,21 @@ impl Tokenizer {
         });
     }
 
-    /// Encodes without length handling; appends to `out`.
-    fn encode_raw(&self, text: &str, parse_special: bool, add_special: bool, out: &mut Vec<u32>) {
+    /// Encodes without length handling; appends to `out`. With a `limit` below `usize::MAX`,
+    /// the text's tokens may stop once `out` holds `limit` of them (see `encode_text`): only
+    /// the first `limit` are then exact.
+    fn encode_raw(
+        &self,
+        text: &str,
+        parse_special: bool,
+        add_special: bool,
+        limit: usize,
+        out: &mut Vec<u32>,
+    ) {
         if add_special && self.config.add_bos {
             out.extend(self.config.bos);
         }
-        let mut run = |s: &mut Scratch| self.encode_text(text, parse_special, out, s);
+        let mut run = |s: &mut Scratch| self.encode_text(text, parse_special, limit, out, s);
         SCRATCH.with(|cell| match cell.try_borrow_mut() {
             Ok(mut s) => run(&mut s),
             Err(_) => run(&mut Scratch::default()),
@@ -738,7 +768,19 @@ impl Tokenizer {
         }
     }
 
-    fn encode_text(&self, text: &str, parse_special: bool, out: &mut Vec<u32>, s: &mut Scratch) {
+    /// Encodes `text` (without `bos`/`eos`) onto `out`, stopping once `out` holds at least
+    /// `limit` tokens: later words are not merged, and a word that would cross the limit is
+    /// merged from a prefix long enough for [`LIMIT_MARGIN`] tokens past the limit (doubled until
+    /// it is), so its first tokens are those of the whole word unless a chain of merges reaches
+    /// back more than that many tokens from the cut.
+    fn encode_text(
+        &self,
+        text: &str,
+        parse_special: bool,
+        limit: usize,
+        out: &mut Vec<u32>,
+        s: &mut Scratch,
+    ) {
         s.cache.claim(self.instance);
         let mut norm = std::mem::take(&mut s.norm);
         self.normalize(text, &mut norm);
@@ -750,11 +792,17 @@ impl Tokenizer {
                 .get(i..)
                 .and_then(|r| r.iter().position(|&c| self.special.can_start(c)))
             {
+                if out.len() >= limit {
+                    break;
+                }
                 i += off;
                 let rest = &b[i..];
                 if self.special.may_match(rest) {
                     if let Some((id, len)) = self.special.longest_prefix(rest, parse_special) {
-                        self.encode_segment(&b[seg..i], out, s);
+                        self.encode_segment(&b[seg..i], limit, out, s);
+                        if out.len() >= limit {
+                            break;
+                        }
                         out.push(id);
                         i += len;
                         seg = i;
@@ -764,7 +812,9 @@ impl Tokenizer {
                 i += 1;
             }
         }
-        self.encode_segment(&b[seg..], out, s);
+        if out.len() < limit {
+            self.encode_segment(&b[seg..], limit, out, s);
+        }
         s.norm = norm;
     }
 
@@ -816,7 +866,7 @@ impl Tokenizer {
 
     /// Encodes a stretch of normalized text that holds no special piece: splits it into words at
     /// `▁` where no piece can span the cut, and merges each word.
-    fn encode_segment(&self, seg: &[u8], out: &mut Vec<u32>, s: &mut Scratch) {
+    fn encode_segment(&self, seg: &[u8], limit: usize, out: &mut Vec<u32>, s: &mut Scratch) {
         if seg.is_empty() {
             return;
         }
@@ -847,11 +897,42 @@ impl Tokenizer {
             {
                 continue;
             }
-            self.encode_word(&seg[word_start..i], out, s);
+            if out.len() >= limit {
+                return;
+            }
+            self.encode_word_limited(&seg[word_start..i], limit, out, s);
             word_start = i;
             from = i + SPACE_MARK.len();
         }
-        self.encode_word(&seg[word_start..], out, s);
+        if out.len() < limit {
+            self.encode_word_limited(&seg[word_start..], limit, out, s);
+        }
+    }
+
+    /// [`Tokenizer::encode_word`] for a word that may run past `limit` tokens in `out`: a long
+    /// word is merged from a prefix only (see `encode_text`).
+    fn encode_word_limited(&self, word: &[u8], limit: usize, out: &mut Vec<u32>, s: &mut Scratch) {
+        let wanted = limit.saturating_sub(out.len()).saturating_add(LIMIT_MARGIN);
+        // Words up to a few bytes per wanted token are merged whole, as without a limit.
+        let mut cut = wanted.saturating_mul(4);
+        if word.len() <= cut.max(wanted) {
+            self.encode_word(word, out, s);
+            return;
+        }
+        let start = out.len();
+        loop {
+            // Back to a character boundary.
+            let mut end = cut.min(word.len());
+            while end < word.len() && end > 0 && word[end] & 0xC0 == 0x80 {
+                end -= 1;
+            }
+            self.merge_word(&word[..end], out, s);
+            if out.len() - start >= wanted || end == word.len() {
+                return;
+            }
+            out.truncate(start);
+            cut = cut.saturating_mul(2);
+        }
     }
 
     /// Emits the ids of one final symbol that was not produced by a merge: the piece if the

@@ -219,6 +219,27 @@ proptest! {
         }
     }
 
+    /// Tokenizing with a length limit stops early; the kept tokens are those of the whole text
+    /// cut to the limit (texts and single words longer than the limit).
+    #[test]
+    fn truncation_stops_early_with_the_same_tokens(
+        s in text(),
+        word in "[a-zа-я0-9.=一-龥]{0,400}",
+        max in 2usize..48,
+    ) {
+        let t = tok();
+        let opts = EncodeOptions { max_length: Some(max), ..EncodeOptions::default() };
+        for text in [s.clone(), word.clone(), format!("{s}{word}{s}")] {
+            let mut full = t.encode(&text);
+            if full.len() > max {
+                let eos = full.pop().unwrap();
+                full.truncate(max - 1);
+                full.push(eos);
+            }
+            prop_assert_eq!(t.encode_with(&text, &opts).unwrap(), full);
+        }
+    }
+
     /// Arbitrary and corrupted `tokenizer.model` bytes give a value or a typed error, never a panic.
     #[test]
     fn model_proto_never_panics(
