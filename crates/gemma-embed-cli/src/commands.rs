@@ -1,7 +1,6 @@
 //! The subcommands.
 
 use std::io::{IsTerminal, Write};
-use std::ops::Range;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -10,7 +9,7 @@ use ggufembed::{EmbedOptions, Model, Options, Prompt, Truncation};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rayon::prelude::*;
 
-use crate::input::{read_texts, Source};
+use crate::input::{read_texts, Source, TextReader};
 use crate::output::{Destination, EmbeddingWriter, Format, Staging, Target};
 use crate::stats::{human_bytes, peak_rss_bytes};
 use crate::{BenchArgs, ConvertArgs, EmbedArgs, InfoArgs, ModelArgs, TokenFormat, TokenizeArgs};
@@ -57,11 +56,11 @@ fn open_model(args: &ModelArgs) -> Result<(Model, Duration)> {
 }
 
 /// A progress bar on standard error when it is a terminal and the job is long enough to need one.
-fn progress_bar(len: u64, worth_it: bool, template: &str) -> ProgressBar {
+fn progress_bar(len: Option<u64>, worth_it: bool, template: &str) -> ProgressBar {
     if !worth_it || !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }
-    let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
+    let bar = ProgressBar::with_draw_target(len, ProgressDrawTarget::stderr());
     if let Ok(style) = ProgressStyle::with_template(template) {
         bar.set_style(style.progress_chars("=> "));
     }
@@ -119,23 +118,6 @@ fn output_format(
     }
 }
 
-/// The batches of an `embed` run: `batch_size` texts each, except that with `--stats` the first
-/// text runs alone, so that its time (the first, cold inference) can be told from the rest.
-fn batches(n: usize, batch_size: usize, first_alone: bool) -> Vec<Range<usize>> {
-    let mut ranges = Vec::new();
-    let mut start = 0;
-    if first_alone && n > 0 {
-        ranges.push(0..1);
-        start = 1;
-    }
-    while start < n {
-        let end = n.min(start + batch_size.max(1));
-        ranges.push(start..end);
-        start = end;
-    }
-    ranges
-}
-
 /// Timings of an `embed` run, for `--stats`.
 #[derive(Debug, Default)]
 struct RunStats {
@@ -149,7 +131,9 @@ struct RunStats {
 
 /// `gemma-embed embed`.
 pub fn embed(mut args: EmbedArgs) -> Result<()> {
-    // Check the output and read (and validate) all input before the slow model load.
+    // Check the output and read (and validate) the first batch of input before the slow model
+    // load. The input is streamed a batch at a time (all of it for npy, whose header holds the
+    // number of rows).
     let input = std::mem::take(&mut args.input);
     let target = Target::resolve(args.output.as_deref())?;
     target.refuse_to_replace(&model_path(&args.model), "model")?;
@@ -160,7 +144,18 @@ pub fn embed(mut args: EmbedArgs) -> Result<()> {
     if format == Format::Npy && target.is_stdout() && std::io::stdout().is_terminal() {
         bail!("--format npy is binary: give --output FILE or redirect standard output");
     }
-    let (texts, source) = read_texts(input.texts, input.input, input.input_format)?;
+    let mut reader = TextReader::open(input.texts, input.input, input.input_format)?;
+    let batch_size = args.batch_size.max(1);
+    // With --stats the first text runs alone (the first, cold inference).
+    let first_size = if args.stats { 1 } else { batch_size };
+    let (mut pending, total) = if format == Format::Npy {
+        let all = reader.read_all()?;
+        let n = all.len();
+        reader = TextReader::from_texts(all, reader.source().clone());
+        (reader.next_batch(first_size)?, Some(n))
+    } else {
+        (reader.next_batch(first_size)?, None)
+    };
     // Opened before the model loads, so that an output that cannot be written (someone else's
     // file) fails at once. A failed run deletes the temporary file; the target stays as it was.
     let destination = Destination::open(&target)?;
@@ -190,37 +185,46 @@ pub fn embed(mut args: EmbedArgs) -> Result<()> {
         .into());
     }
 
-    let mut writer = EmbeddingWriter::begin(format, destination, texts.len(), dim)?;
-    let bar = progress_bar(
-        texts.len() as u64,
-        texts.len() > args.batch_size,
-        "{spinner} {pos}/{len} texts [{bar:40}] {per_sec} eta {eta}",
-    );
+    let mut writer = EmbeddingWriter::begin(format, destination, total.unwrap_or(0), dim)?;
+    let bar = match total {
+        Some(n) => progress_bar(
+            Some(n as u64),
+            n > batch_size,
+            "{spinner} {pos}/{len} texts [{bar:40}] {per_sec} eta {eta}",
+        ),
+        None => progress_bar(None, true, "{spinner} {pos} texts {per_sec}"),
+    };
     let start = Instant::now();
     let mut stats = RunStats::default();
+    let mut done = 0usize;
     let mut run = || -> Result<()> {
-        for range in batches(texts.len(), args.batch_size, args.stats) {
+        while !pending.is_empty() {
             let batch_start = Instant::now();
-            let chunk = &texts[range.clone()];
+            let source = reader.source();
             let ids = model
-                .tokenize_batch(chunk, &options)
-                .map_err(|e| locate(e, range.start, &source))?;
+                .tokenize_batch(&pending, &options)
+                .map_err(|e| locate(e, done, source))?;
             let tokens: usize = ids.iter().map(Vec::len).sum();
             let vectors = model
                 .embed_tokens(&ids, &options)
-                .map_err(|e| locate(e, range.start, &source))?;
+                .map_err(|e| locate(e, done, source))?;
             for v in &vectors {
                 writer.write(v)?;
+            }
+            if total.is_none() {
+                writer.flush()?;
             }
             let took = batch_start.elapsed();
             stats.tokens += tokens;
             if stats.first.is_none() {
-                stats.first = Some((took, range.len(), tokens));
+                stats.first = Some((took, pending.len(), tokens));
             } else {
                 stats.warm.0 += took;
-                stats.warm.1 += range.len();
+                stats.warm.1 += pending.len();
             }
-            bar.inc(chunk.len() as u64);
+            done += pending.len();
+            bar.inc(pending.len() as u64);
+            pending = reader.next_batch(batch_size)?;
         }
         Ok(())
     };
@@ -236,7 +240,7 @@ pub fn embed(mut args: EmbedArgs) -> Result<()> {
     writer.finish()?.commit()?;
 
     if args.stats {
-        print_stats(&model, load_time, texts.len(), &stats, elapsed);
+        print_stats(&model, load_time, done, &stats, elapsed);
     }
     Ok(())
 }
@@ -392,7 +396,7 @@ pub fn convert(args: ConvertArgs) -> Result<()> {
         );
     }
     let bar = progress_bar(
-        0,
+        Some(0),
         true,
         "{spinner} {msg:30!} [{bar:40}] {bytes}/{total_bytes} eta {eta}",
     );
@@ -603,15 +607,6 @@ pub fn info(args: InfoArgs) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn batches_cover_every_text_once() {
-        assert_eq!(batches(0, 4, true), Vec::<Range<usize>>::new());
-        assert_eq!(batches(1, 4, true), vec![0..1]);
-        assert_eq!(batches(6, 4, false), vec![0..4, 4..6]);
-        assert_eq!(batches(6, 4, true), vec![0..1, 1..5, 5..6]);
-        assert_eq!(batches(8, 4, false), vec![0..4, 4..8]);
-    }
 
     #[test]
     fn format_from_flag_and_extension() {

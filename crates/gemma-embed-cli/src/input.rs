@@ -1,6 +1,6 @@
 //! Reading the texts to process: command-line arguments, a file, or standard input.
 
-use std::io::{IsTerminal, Read};
+use std::io::{BufRead, BufReader, IsTerminal, Read};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -37,69 +37,180 @@ impl Source {
     }
 }
 
-/// Collects the texts: the positional `texts` if any, else `input` (`-` or absent: stdin).
+/// The longest line read as one text (16 MiB). The model reads at most its context (2,048
+/// tokens, a few kilobytes of text) of a line, so a longer line is almost surely not text (e.g.
+/// `--input /dev/zero`); it is refused after reading this much of it instead of being buffered
+/// whole.
+pub const MAX_LINE_BYTES: usize = 16 << 20;
+
+/// Where the lines come from.
+enum Lines {
+    /// Texts already in memory (positional arguments, or input read ahead).
+    Memory(std::vec::IntoIter<String>),
+    /// A file or standard input, read one line at a time.
+    Stream(Box<dyn BufRead>),
+}
+
+/// Reads texts a batch at a time: the input is streamed, so memory stays bounded by the batch
+/// (and [`MAX_LINE_BYTES`] per line) however long the input is. Each line is checked (UTF-8,
+/// JSON) as it is read; an error names its line.
+pub struct TextReader {
+    lines: Lines,
+    format: InputFormat,
+    source: Source,
+    /// Index of the next text.
+    next: usize,
+    /// Bytes of the current line (reused).
+    buf: Vec<u8>,
+}
+
+impl TextReader {
+    /// Reads the positional `texts` if any, else `input` (`-` or absent: standard input).
+    pub fn open(texts: Vec<String>, input: Option<PathBuf>, format: InputFormat) -> Result<Self> {
+        if !texts.is_empty() {
+            return Ok(TextReader::from_texts(texts, Source::Args));
+        }
+        let path = input.unwrap_or_else(|| PathBuf::from("-"));
+        let reader: Box<dyn BufRead> = if path == Path::new("-") {
+            let stdin = std::io::stdin();
+            if stdin.is_terminal() {
+                eprintln!(
+                    "gemma-embed: reading texts from standard input, one per line (end with Ctrl-D)"
+                );
+            }
+            Box::new(stdin.lock())
+        } else {
+            let file = std::fs::File::open(&path)
+                .with_context(|| format!("cannot read input file {}", path.display()))?;
+            Box::new(BufReader::with_capacity(1 << 16, file))
+        };
+        Ok(TextReader {
+            lines: Lines::Stream(reader),
+            format,
+            source: Source::File(path),
+            next: 0,
+            buf: Vec::new(),
+        })
+    }
+
+    /// A reader of texts already in memory, located as `source`.
+    pub fn from_texts(texts: Vec<String>, source: Source) -> Self {
+        TextReader {
+            lines: Lines::Memory(texts.into_iter()),
+            format: InputFormat::Lines,
+            source,
+            next: 0,
+            buf: Vec::new(),
+        }
+    }
+
+    /// Where the texts come from.
+    pub fn source(&self) -> &Source {
+        &self.source
+    }
+
+    /// The next text, or `None` at the end of the input.
+    pub fn next_text(&mut self) -> Result<Option<String>> {
+        let index = self.next;
+        let reader = match &mut self.lines {
+            Lines::Memory(texts) => {
+                let text = texts.next();
+                self.next += usize::from(text.is_some());
+                return Ok(text);
+            }
+            Lines::Stream(reader) => reader,
+        };
+        self.buf.clear();
+        let limit = MAX_LINE_BYTES as u64 + 1;
+        let n = Read::take(&mut **reader, limit)
+            .read_until(b'\n', &mut self.buf)
+            .with_context(|| format!("cannot read {}", self.source.locate(index)))?;
+        if n == 0 {
+            return Ok(None);
+        }
+        let mut line = self.buf.as_slice();
+        if let Some(l) = line.strip_suffix(b"\n") {
+            line = l;
+        } else if self.buf.len() > MAX_LINE_BYTES {
+            bail!(
+                "{} is longer than {} MiB, the longest line read as one text (the model reads at \
+                 most its context of it); is the input a text file?",
+                self.source.locate(index),
+                MAX_LINE_BYTES >> 20
+            );
+        }
+        // A UTF-8 byte-order mark (editors on Windows write one) is not part of the first text.
+        if index == 0 {
+            line = line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(line);
+        }
+        let text = parse_line(line, index, self.format, &self.source)?;
+        self.next += 1;
+        Ok(Some(text))
+    }
+
+    /// Up to `n` next texts (fewer only at the end of the input; none after it).
+    pub fn next_batch(&mut self, n: usize) -> Result<Vec<String>> {
+        let mut batch = Vec::with_capacity(n.min(1024));
+        while batch.len() < n {
+            match self.next_text()? {
+                Some(text) => batch.push(text),
+                None => break,
+            }
+        }
+        Ok(batch)
+    }
+
+    /// All the remaining texts.
+    pub fn read_all(&mut self) -> Result<Vec<String>> {
+        self.next_batch(usize::MAX)
+    }
+}
+
+/// Collects all the texts: the positional `texts` if any, else `input` (`-` or absent: stdin).
 pub fn read_texts(
     texts: Vec<String>,
     input: Option<PathBuf>,
     format: InputFormat,
 ) -> Result<(Vec<String>, Source)> {
-    if !texts.is_empty() {
-        return Ok((texts, Source::Args));
-    }
-    let path = input.unwrap_or_else(|| PathBuf::from("-"));
-    let bytes = if path == Path::new("-") {
-        let stdin = std::io::stdin();
-        if stdin.is_terminal() {
-            eprintln!(
-                "gemma-embed: reading texts from standard input, one per line (end with Ctrl-D)"
-            );
-        }
-        let mut buf = Vec::new();
-        stdin
-            .lock()
-            .read_to_end(&mut buf)
-            .context("cannot read standard input")?;
-        buf
-    } else {
-        std::fs::read(&path)
-            .with_context(|| format!("cannot read input file {}", path.display()))?
-    };
-    let source = Source::File(path);
-    let texts = parse_texts(&bytes, format, &source)?;
-    Ok((texts, source))
+    let mut reader = TextReader::open(texts, input, format)?;
+    let texts = reader.read_all()?;
+    Ok((texts, reader.source))
 }
 
 /// Splits `bytes` into texts according to `format`.
-pub fn parse_texts(bytes: &[u8], format: InputFormat, source: &Source) -> Result<Vec<String>> {
-    // A UTF-8 byte-order mark (editors on Windows write one) is not part of the first text.
-    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    let mut lines: Vec<&[u8]> = bytes.split(|&b| b == b'\n').collect();
-    // A final newline ends the last line; it does not start an empty one.
-    if lines.last().is_some_and(|l| l.is_empty()) {
-        lines.pop();
+#[cfg(test)]
+fn parse_texts(bytes: &[u8], format: InputFormat, source: &Source) -> Result<Vec<String>> {
+    let reader = Box::new(std::io::Cursor::new(bytes.to_vec()));
+    let mut reader = TextReader {
+        lines: Lines::Stream(reader),
+        format,
+        source: source.clone(),
+        next: 0,
+        buf: Vec::new(),
+    };
+    reader.read_all()
+}
+
+/// The text of line `index` (without its line end) in `format`.
+fn parse_line(line: &[u8], index: usize, format: InputFormat, source: &Source) -> Result<String> {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let line = match std::str::from_utf8(line) {
+        Ok(s) => s,
+        Err(e) => bail!(
+            "{} is not valid UTF-8 (bad byte at column {}); the input must be UTF-8 text",
+            source.locate(index),
+            e.valid_up_to() + 1
+        ),
+    };
+    match format {
+        InputFormat::Lines => Ok(line.to_owned()),
+        InputFormat::Jsonl => parse_json_text(line).with_context(|| {
+            format!(
+                "{}: expected a JSON string (or an object with a \"text\" string)",
+                source.locate(index)
+            )
+        }),
     }
-    let mut texts = Vec::with_capacity(lines.len());
-    for (i, line) in lines.into_iter().enumerate() {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        let line = match std::str::from_utf8(line) {
-            Ok(s) => s,
-            Err(e) => bail!(
-                "{} is not valid UTF-8 (bad byte at column {}); the input must be UTF-8 text",
-                source.locate(i),
-                e.valid_up_to() + 1
-            ),
-        };
-        match format {
-            InputFormat::Lines => texts.push(line.to_owned()),
-            InputFormat::Jsonl => texts.push(parse_json_text(line).with_context(|| {
-                format!(
-                    "{}: expected a JSON string (or an object with a \"text\" string)",
-                    source.locate(i)
-                )
-            })?),
-        }
-    }
-    Ok(texts)
 }
 
 fn parse_json_text(line: &str) -> Result<String> {

@@ -516,6 +516,13 @@ impl<W: Write> EmbeddingWriter<W> {
         })
     }
 
+    /// Passes what was written so far on (after a batch of a streamed input, so that a reader
+    /// at the other end of a pipe sees each batch as it is done).
+    pub fn flush(&mut self) -> Result<()> {
+        self.out.flush()?;
+        Ok(())
+    }
+
     /// Writes the embedding of the next text.
     pub fn write(&mut self, embedding: &[f32]) -> Result<()> {
         let index = self.written;

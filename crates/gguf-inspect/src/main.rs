@@ -56,6 +56,7 @@ fn reason(e: &anyhow::Error) -> String {
     for cause in e.chain() {
         let msg = match cause.downcast_ref::<gguf::GgufError>() {
             Some(gguf::GgufError::Open { source, .. }) => source.to_string(),
+            Some(gguf::GgufError::NotAFile { kind, .. }) => format!("{kind}, not a GGUF file"),
             _ => cause.to_string(),
         };
         if line.contains(&msg) {

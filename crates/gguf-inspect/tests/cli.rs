@@ -183,6 +183,33 @@ fn missing_file_and_missing_tensor_are_errors() {
     );
 }
 
+#[cfg(unix)]
+#[test]
+fn fifo_directory_and_device_are_one_line_errors_without_waiting() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("model.gguf");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    // Nobody writes to the FIFO: opening it for reading would wait forever.
+    for (path, kind) in [
+        (fifo.as_path(), "a FIFO (named pipe)"),
+        (dir.path(), "a directory"),
+        (Path::new("/dev/urandom"), "a character device"),
+        (Path::new("/dev/zero"), "a character device"),
+    ] {
+        let o = inspect(&[], path);
+        assert_eq!(o.status.code(), Some(1));
+        let e = stderr(&o);
+        assert_eq!(e.lines().count(), 1, "{e}");
+        assert!(
+            e.contains(&format!("{kind}, not a GGUF file")),
+            "{}: {e}",
+            path.display()
+        );
+        assert_eq!(e.matches(kind).count(), 1, "{e}");
+    }
+}
+
 /// `$GGUFEMBED_CACHE`, else `$XDG_CACHE_HOME/ggufembed`, else `$HOME/.cache/ggufembed`.
 fn cache_dir() -> Option<PathBuf> {
     let var = |k: &str| {

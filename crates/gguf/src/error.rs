@@ -21,6 +21,16 @@ pub enum GgufError {
         source: std::io::Error,
     },
 
+    /// The path names something other than a regular file (a directory, a FIFO, a device):
+    /// it is refused before it is opened, so that a FIFO cannot block and a device is not read.
+    #[error("{path} is {kind}, not a GGUF file")]
+    NotAFile {
+        /// The path given to [`crate::Gguf::open`].
+        path: PathBuf,
+        /// What it is instead ("a directory", "a FIFO (named pipe)", ...).
+        kind: &'static str,
+    },
+
     /// An I/O error while writing.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
@@ -79,6 +89,15 @@ pub enum GgufError {
         len: u64,
         /// Bytes left in the file after the length prefix.
         remaining: u64,
+    },
+
+    /// A metadata key or a tensor name is the empty string (nothing could look it up).
+    #[error("{what} at offset {offset} is empty")]
+    EmptyName {
+        /// `"metadata key"` or `"tensor name"`.
+        what: &'static str,
+        /// Where the name's length prefix starts (0 for a name given to the writer).
+        offset: u64,
     },
 
     /// A string is not valid UTF-8.

@@ -123,6 +123,8 @@ impl<B: AsRef<[u8]>> std::fmt::Debug for Gguf<B> {
 
 impl Gguf<memmap2::Mmap> {
     /// Memory-maps the file at `path` and parses its header; the file is never read as a whole.
+    /// A path that is not a regular file (a directory, a FIFO, a device) is refused with
+    /// [`GgufError::NotAFile`] without being opened.
     ///
     /// Like every memory-mapped loader, this assumes the file is not truncated or rewritten by
     /// another process while the returned value is alive (doing so may crash the process).
@@ -133,13 +135,53 @@ impl Gguf<memmap2::Mmap> {
             path: path.to_owned(),
             source,
         };
+        // Only a regular file: opening a FIFO would wait for a writer, and a device or a
+        // directory is no model. Checked by path before opening (so a FIFO is never opened) and
+        // again on the opened file (in case the path changed in between).
+        let regular = |meta: std::fs::Metadata| {
+            if meta.is_file() {
+                Ok(())
+            } else {
+                Err(GgufError::NotAFile {
+                    path: path.to_owned(),
+                    kind: file_kind(&meta.file_type()),
+                })
+            }
+        };
+        regular(std::fs::metadata(path).map_err(open_err)?)?;
         let file = std::fs::File::open(path).map_err(open_err)?;
+        regular(file.metadata().map_err(open_err)?)?;
         // SAFETY: the map is read-only. Mapping a file is only unsound if another process
         // truncates or rewrites it while it is mapped; that is outside this program's control and is
         // the documented contract of `Gguf::open` (the same one every mmap-based loader has).
         // Nothing here relies on the contents staying valid for memory safety beyond that.
         let map = unsafe { memmap2::Mmap::map(&file) }.map_err(open_err)?;
         Self::from_bytes(map)
+    }
+}
+
+/// "a directory", "a FIFO (named pipe)", ...: what a path that is not a regular file names.
+fn file_kind(ty: &std::fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if ty.is_fifo() {
+            return "a FIFO (named pipe)";
+        }
+        if ty.is_char_device() {
+            return "a character device";
+        }
+        if ty.is_block_device() {
+            return "a block device";
+        }
+        if ty.is_socket() {
+            return "a socket";
+        }
+    }
+    if ty.is_dir() {
+        "a directory"
+    } else {
+        "not a regular file"
     }
 }
 
@@ -518,6 +560,12 @@ fn parse(buf: &[u8]) -> Result<Header, GgufError> {
     let mut alignment = DEFAULT_ALIGNMENT;
     for i in 0..n_kv {
         let key_range = c.string("metadata key")?;
+        if key_range.is_empty() {
+            return Err(GgufError::EmptyName {
+                what: "metadata key",
+                offset: key_range.start as u64 - 8,
+            });
+        }
         let key: Box<str> = str_at(buf, &key_range).into();
         let value = parse_value(&mut c, &key)?;
         if &*key == ALIGNMENT_KEY {
@@ -553,6 +601,12 @@ fn parse(buf: &[u8]) -> Result<Header, GgufError> {
     let mut tensor_index = HashMap::with_capacity(n_tensors);
     for i in 0..n_tensors {
         let name_range = c.string("tensor name")?;
+        if name_range.is_empty() {
+            return Err(GgufError::EmptyName {
+                what: "tensor name",
+                offset: name_range.start as u64 - 8,
+            });
+        }
         let name = str_at(buf, &name_range).to_owned();
         if name.len() > MAX_TENSOR_NAME {
             return Err(GgufError::TensorNameTooLong {

@@ -95,6 +95,12 @@ impl<W: Write> GgufWriter<W> {
         self.check_open("metadata")?;
         let key = key.into();
         let value = value.into();
+        if key.is_empty() {
+            return Err(GgufError::EmptyName {
+                what: "metadata key",
+                offset: 0,
+            });
+        }
         if key == ALIGNMENT_KEY {
             match value {
                 OwnedValue::U32(a) => {
@@ -193,6 +199,12 @@ impl<W: Write> GgufWriter<W> {
     ) -> Result<(), GgufError> {
         self.check_open("tensor info")?;
         let name = name.into();
+        if name.is_empty() {
+            return Err(GgufError::EmptyName {
+                what: "tensor name",
+                offset: 0,
+            });
+        }
         if name.len() > MAX_TENSOR_NAME {
             return Err(GgufError::TensorNameTooLong {
                 len: name.len(),

@@ -610,3 +610,49 @@ fn invalid_utf8_tensor_name() {
         .raw(&[0; 32]);
     assert!(matches!(err(&b.build()), GgufError::InvalidUtf8 { .. }));
 }
+
+#[test]
+fn empty_key_and_empty_tensor_name() {
+    let mut b = Bytes::header(3, 0, 1);
+    b.str("").u32(4).u32(7);
+    assert!(matches!(
+        err(&b.build()),
+        GgufError::EmptyName {
+            what: "metadata key",
+            offset: 24
+        }
+    ));
+    let mut b = Bytes::header(3, 1, 0);
+    b.u64(0).u32(1).u64(8).u32(0).u64(0).pad(32).raw(&[0; 32]);
+    assert!(matches!(
+        err(&b.build()),
+        GgufError::EmptyName {
+            what: "tensor name",
+            ..
+        }
+    ));
+    // The writer refuses them too.
+    let mut w = gguf::GgufWriter::new(Vec::new());
+    assert!(matches!(w.add("", 1u32), Err(GgufError::EmptyName { .. })));
+    assert!(matches!(
+        w.add_tensor("", gguf::GgmlType::F32, &[4]),
+        Err(GgufError::EmptyName { .. })
+    ));
+}
+
+#[test]
+fn a_tiny_file_claiming_huge_counts_allocates_nothing_big() {
+    // 64 bytes claiming 2^60 tensors, 2^60 keys, and (in a second file) one key holding an
+    // array of 2^60 strings: every count is checked against the bytes left before anything is
+    // allocated, so these are refused at once (a gigabyte allocation would abort the test).
+    let mut b = Bytes::header(3, 1 << 60, 1 << 60);
+    b.raw(&[0; 40]);
+    let bytes = b.build();
+    assert!(bytes.len() <= 64);
+    assert!(parse(&bytes).is_err());
+    let mut b = Bytes::header(3, 0, 1);
+    b.str("k").u32(9).u32(8).u64(1 << 60).raw(&[0; 8]);
+    let bytes = b.build();
+    assert!(bytes.len() <= 64, "{}", bytes.len());
+    assert!(parse(&bytes).is_err());
+}
