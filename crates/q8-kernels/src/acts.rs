@@ -316,6 +316,13 @@ pub(crate) fn quantize_int8(
             let lo = o.lo.get_mut(i);
             let pair = lo.is_some();
             let (d, sum_hi, sum_lo) = block(xb, &mut o.hi[i], lo);
+            // A NaN rounds to 0 in int8: its block's scale carries it instead, so that the
+            // products, and the embedding, come out NaN rather than finite and wrong.
+            let d = if xb.iter().any(|v| v.is_nan()) {
+                f32::NAN
+            } else {
+                d
+            };
             o.d[i] = d;
             if packed_extras {
                 o.sums_hi[i] = -128 * sum_hi;
