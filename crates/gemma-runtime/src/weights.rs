@@ -12,7 +12,7 @@ use std::sync::Arc;
 use gguf::{GgmlType, Gguf, TensorInfo};
 use half::{bf16, f16};
 use q8_kernels::{
-    ActivationPrecision, BlockQ8_0, Kernels, PackedQ8_0, QuantizedActivations, QK8_0,
+    ActivationPrecision, BlockQ8_0, Kernels, PackedQ8_0, QuantizedActivations, Threads, QK8_0,
 };
 use zerocopy::FromBytes;
 
@@ -257,13 +257,18 @@ pub(crate) fn prepare(
     parallel: bool,
 ) -> Result<(), RuntimeError> {
     if let Some(m) = ms.iter().find(|m| m.ggml_type() == GgmlType::Q8_0) {
-        if parallel {
-            kern.quantize_activations(x, m.cols, precision, out)?;
-        } else {
-            kern.quantize_activations_single_thread(x, m.cols, precision, out)?;
-        }
+        kern.quantize_activations(x, m.cols, precision, out, threads(parallel))?;
     }
     Ok(())
+}
+
+/// The kernels' threading for a `parallel` flag.
+pub(crate) fn threads(parallel: bool) -> Threads {
+    if parallel {
+        Threads::Current
+    } else {
+        Threads::Single
+    }
 }
 
 /// `y = x · Wᵀ` (`y` is `tokens × rows`), on the current rayon pool if `parallel`.
@@ -277,22 +282,15 @@ pub(crate) fn matmul<B: AsRef<[u8]>>(
 ) -> Result<(), RuntimeError> {
     let (n, k, x) = (m.rows, m.cols, input.x);
     if let (Some(p), true) = (&m.packed, input.is_int8()) {
-        if parallel {
-            kern.matmul_packed_q8_0(p, input.q, y)?;
-        } else {
-            kern.matmul_packed_q8_0_single_thread(p, input.q, y)?;
-        }
+        kern.matmul_packed_q8_0(p, input.q, y, threads(parallel))?;
         return Ok(());
     }
-    match (m.view(file)?, parallel) {
-        (WeightView::Q8_0(w), true) => kern.matmul_q8_0(w, n, input.q, y)?,
-        (WeightView::Q8_0(w), false) => kern.matmul_q8_0_single_thread(w, n, input.q, y)?,
-        (WeightView::F32(w), true) => kern.matmul_f32(w, n, k, x, y)?,
-        (WeightView::F32(w), false) => kern.matmul_f32_single_thread(w, n, k, x, y)?,
-        (WeightView::F16(w), true) => kern.matmul_f16(w, n, k, x, y)?,
-        (WeightView::F16(w), false) => kern.matmul_f16_single_thread(w, n, k, x, y)?,
-        (WeightView::Bf16(w), true) => kern.matmul_bf16(w, n, k, x, y)?,
-        (WeightView::Bf16(w), false) => kern.matmul_bf16_single_thread(w, n, k, x, y)?,
+    let threads = threads(parallel);
+    match m.view(file)? {
+        WeightView::Q8_0(w) => kern.matmul_q8_0(w, n, input.q, y, threads)?,
+        WeightView::F32(w) => kern.matmul_f32(w, n, k, x, y, threads)?,
+        WeightView::F16(w) => kern.matmul_f16(w, n, k, x, y, threads)?,
+        WeightView::Bf16(w) => kern.matmul_bf16(w, n, k, x, y, threads)?,
     }
     Ok(())
 }

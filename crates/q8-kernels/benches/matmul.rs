@@ -14,7 +14,7 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use q8_kernels::{
     quantize_q8_0, ActivationPrecision, AttentionPrecision, AttentionSpec, Backend, BlockQ8_0,
-    Kernels, QuantizedActivations,
+    Kernels, QuantizedActivations, Threads,
 };
 
 const SHAPES: [(usize, usize); 6] = [
@@ -65,13 +65,13 @@ fn matmul(c: &mut Criterion) {
                 for &tokens in tokens_list {
                     let x = values(tokens * k, 11);
                     let mut acts = QuantizedActivations::new();
-                    kern.quantize_activations(&x, k, precision, &mut acts)
+                    kern.quantize_activations(&x, k, precision, &mut acts, Threads::Current)
                         .expect("valid shape");
                     let mut y = vec![0.0; tokens * n];
                     group.throughput(Throughput::Elements(2 * (n * k * tokens) as u64));
                     group.bench_function(BenchmarkId::new(format!("{n}x{k}"), tokens), |b| {
                         b.iter(|| {
-                            kern.matmul_q8_0_single_thread(&w, n, &acts, &mut y)
+                            kern.matmul_q8_0(&w, n, &acts, &mut y, Threads::Single)
                                 .expect("valid shape")
                         })
                     });
@@ -80,7 +80,7 @@ fn matmul(c: &mut Criterion) {
                         let id = BenchmarkId::new(format!("{n}x{k}-packed"), tokens);
                         group.bench_function(id, |b| {
                             b.iter(|| {
-                                kern.matmul_packed_q8_0_single_thread(&wp, &acts, &mut y)
+                                kern.matmul_packed_q8_0(&wp, &acts, &mut y, Threads::Single)
                                     .expect("valid shape")
                             })
                         });
@@ -107,7 +107,7 @@ fn quantize(c: &mut Criterion) {
             let mut acts = QuantizedActivations::new();
             group.bench_function(format!("{precision:?}/{tokens}x{k}"), |b| {
                 b.iter(|| {
-                    kern.quantize_activations(&x, k, precision, &mut acts)
+                    kern.quantize_activations(&x, k, precision, &mut acts, Threads::Current)
                         .expect("valid shape")
                 })
             });
@@ -146,7 +146,7 @@ fn attention(c: &mut Criterion) {
             };
             group.bench_function(name, |b| {
                 b.iter(|| {
-                    kern.attention_single_thread(&q, &k, &v, &spec, &mut out)
+                    kern.attention(&q, &k, &v, &spec, &mut out, Threads::Single)
                         .expect("valid shape")
                 })
             });

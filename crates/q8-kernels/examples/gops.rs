@@ -13,7 +13,9 @@
 
 use std::time::Instant;
 
-use q8_kernels::{quantize_q8_0, ActivationPrecision, BlockQ8_0, Kernels, QuantizedActivations};
+use q8_kernels::{
+    quantize_q8_0, ActivationPrecision, BlockQ8_0, Kernels, QuantizedActivations, Threads,
+};
 
 const SHAPES: [(usize, usize); 6] = [
     (768, 768),
@@ -98,23 +100,23 @@ fn main() {
                     let reps = ((2e8 / ops) as usize).clamp(1, 2000);
                     // The matmul alone: one quantization serves several matmuls (q/k/v,
                     // gate/up); `cargo bench -p q8-kernels -- quantize` times it.
-                    kern.quantize_activations(&x, k, precision, &mut acts)
+                    kern.quantize_activations(&x, k, precision, &mut acts, Threads::Current)
                         .unwrap();
                     for _ in 0..5 {
                         let start = Instant::now();
                         for _ in 0..reps {
                             match (&pool, &wp) {
-                                (Some(p), Some(wp)) => {
-                                    p.install(|| kern.matmul_packed_q8_0(wp, &acts, &mut y))
-                                }
-                                (Some(p), None) => {
-                                    p.install(|| kern.matmul_q8_0(&w, n, &acts, &mut y))
-                                }
+                                (Some(p), Some(wp)) => p.install(|| {
+                                    kern.matmul_packed_q8_0(wp, &acts, &mut y, Threads::Current)
+                                }),
+                                (Some(p), None) => p.install(|| {
+                                    kern.matmul_q8_0(&w, n, &acts, &mut y, Threads::Current)
+                                }),
                                 (None, Some(wp)) => {
-                                    kern.matmul_packed_q8_0_single_thread(wp, &acts, &mut y)
+                                    kern.matmul_packed_q8_0(wp, &acts, &mut y, Threads::Single)
                                 }
                                 (None, None) => {
-                                    kern.matmul_q8_0_single_thread(&w, n, &acts, &mut y)
+                                    kern.matmul_q8_0(&w, n, &acts, &mut y, Threads::Single)
                                 }
                             }
                             .unwrap();

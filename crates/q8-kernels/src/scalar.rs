@@ -12,7 +12,8 @@ use core::ops::Range;
 
 use crate::acts::{ActivationPrecision, QuantizedActivations, LO_DIV, LO_MUL};
 use crate::block::{BlockQ8_0, QK8_0};
-use crate::{RopeTable, WeightElem};
+use crate::kernel::Kernel;
+use crate::{Backend, RopeTable};
 
 /// Exact integer dot product of one block of weights with 32 int8 activations.
 #[inline]
@@ -82,22 +83,6 @@ pub(crate) fn matmul_q8_0(
     }
 }
 
-/// [`matmul_q8_0`] on packed weights, by unpacking the rows first (a reference, not a fast
-/// path).
-pub(crate) fn matmul_packed(
-    w: &crate::PackedQ8_0,
-    rows: Range<usize>,
-    acts: &QuantizedActivations,
-    out: &mut [&mut [f32]],
-) {
-    let nb = acts.blocks_per_token();
-    let blocks: Vec<BlockQ8_0> = rows
-        .clone()
-        .flat_map(|r| (0..nb).map(move |b| w.block(r, b)))
-        .collect();
-    matmul_q8_0(&blocks, 0..rows.len(), acts, out);
-}
-
 /// `out[t][r - rows.start] = Σ_j W[r, j] · x[t, j]` for float weights (`w` is `n × k`).
 pub(crate) fn matmul_float<T: WeightElem>(
     w: &[T],
@@ -149,31 +134,20 @@ pub(crate) fn dot8(a: &[f32], b: &[f32]) -> f32 {
     ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
 }
 
-/// The vector operations attention is built from, so every backend shares its loop structure.
-pub(crate) trait VecOps: Copy {
-    /// `Σ a[i]·b[i]`.
-    fn dot(self, a: &[f32], b: &[f32]) -> f32;
-    /// `y += a·x`.
-    fn axpy(self, a: f32, x: &[f32], y: &mut [f32]);
-    /// In-place softmax.
-    fn softmax(self, x: &mut [f32]);
+/// `y += a·x` (equal lengths).
+pub(crate) fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
+    for (yv, &xv) in y.iter_mut().zip(x) {
+        *yv += a * xv;
+    }
 }
 
-/// The portable [`VecOps`].
+/// The scalar backend: the provided methods of [`Kernel`] are its operations.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Portable;
 
-impl VecOps for Portable {
-    fn dot(self, a: &[f32], b: &[f32]) -> f32 {
-        dot(a, b)
-    }
-    fn axpy(self, a: f32, x: &[f32], y: &mut [f32]) {
-        for (yv, &xv) in y.iter_mut().zip(x) {
-            *yv += a * xv;
-        }
-    }
-    fn softmax(self, x: &mut [f32]) {
-        softmax(x)
+impl Kernel for Portable {
+    fn backend(&self) -> Backend {
+        Backend::Scalar
     }
 }
 
@@ -252,40 +226,29 @@ pub(crate) fn rope_neox(x: &mut [f32], table: &RopeTable, pos: usize) {
     }
 }
 
-/// Attention of head `h` for the query rows `queries`; `out_block` holds those query rows of the
-/// output (`queries.len() × n_heads × head_dim`) and head `h`'s part of each is written.
-///
-/// `q` is `seq × n_heads × head_dim`, `k` and `v` are `seq × n_kv_heads × head_dim`.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn attention_rows<O: VecOps>(
-    ops: O,
-    q: &[f32],
-    k: &[f32],
-    v: &[f32],
-    shape: &crate::AttentionSpec,
-    h: usize,
-    queries: Range<usize>,
-    scores: &mut Vec<f32>,
-    out_block: &mut [f32],
-) {
-    let d = shape.head_dim;
-    let kvh = h / (shape.n_heads / shape.n_kv_heads);
-    let q_stride = shape.n_heads * d;
-    let kv_stride = shape.n_kv_heads * d;
-    for (qi, orow) in queries.zip(out_block.chunks_exact_mut(q_stride)) {
-        let o = &mut orow[h * d..(h + 1) * d];
-        let keys = shape.key_range(qi);
-        let qv = &q[qi * q_stride + h * d..qi * q_stride + (h + 1) * d];
-        scores.clear();
-        for j in keys.clone() {
-            let kv = &k[j * kv_stride + kvh * d..j * kv_stride + (kvh + 1) * d];
-            scores.push(ops.dot(qv, kv) * shape.scale);
-        }
-        ops.softmax(scores);
-        o.fill(0.0);
-        for (j, &p) in keys.zip(scores.iter()) {
-            let vv = &v[j * kv_stride + kvh * d..j * kv_stride + (kvh + 1) * d];
-            ops.axpy(p, vv, o);
-        }
+/// A float weight element (f32, f16, bf16).
+pub(crate) trait WeightElem: Copy + Send + Sync + 'static {
+    /// The value as f32.
+    fn to_f32(self) -> f32;
+}
+
+impl WeightElem for f32 {
+    #[inline]
+    fn to_f32(self) -> f32 {
+        self
+    }
+}
+
+impl WeightElem for half::f16 {
+    #[inline]
+    fn to_f32(self) -> f32 {
+        half::f16::to_f32(self)
+    }
+}
+
+impl WeightElem for half::bf16 {
+    #[inline]
+    fn to_f32(self) -> f32 {
+        half::bf16::to_f32(self)
     }
 }

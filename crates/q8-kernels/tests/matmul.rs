@@ -6,7 +6,7 @@ use common::{abs_bound, matmul_f64, q8_weights, Rng};
 use half::{bf16, f16};
 use q8_kernels::{
     ActivationPrecision, Backend, BlockQ8_0, KernelError, Kernels, PackedQ8_0,
-    QuantizedActivations, QK8_0,
+    QuantizedActivations, Threads, QK8_0,
 };
 
 const PRECISIONS: [ActivationPrecision; 3] = [
@@ -50,14 +50,14 @@ fn quantized_and_reference(
     let reference = scalar();
     let mut acts_ref = QuantizedActivations::new();
     reference
-        .quantize_activations(x, k, precision, &mut acts_ref)
+        .quantize_activations(x, k, precision, &mut acts_ref, Threads::Current)
         .unwrap();
     let mut y_ref = vec![0.0; x.len() / k * n];
     reference
-        .matmul_q8_0_single_thread(w, n, &acts_ref, &mut y_ref)
+        .matmul_q8_0(w, n, &acts_ref, &mut y_ref, Threads::Single)
         .unwrap();
     let mut acts = QuantizedActivations::new();
-    kern.quantize_activations(x, k, precision, &mut acts)
+    kern.quantize_activations(x, k, precision, &mut acts, Threads::Current)
         .unwrap();
     (acts, y_ref)
 }
@@ -82,9 +82,10 @@ fn q8_0_backends_match_scalar() {
                 for parallel in [false, true] {
                     let mut y = vec![f32::NAN; tokens * n];
                     if parallel {
-                        kern.matmul_q8_0(&w, n, &acts, &mut y).unwrap();
+                        kern.matmul_q8_0(&w, n, &acts, &mut y, Threads::Current)
+                            .unwrap();
                     } else {
-                        kern.matmul_q8_0_single_thread(&w, n, &acts, &mut y)
+                        kern.matmul_q8_0(&w, n, &acts, &mut y, Threads::Single)
                             .unwrap();
                     }
                     if precision != ActivationPrecision::F32 {
@@ -126,10 +127,11 @@ fn precise_paths_are_more_precise() {
         let mut err = [0.0f64; 3];
         for (pi, precision) in PRECISIONS.into_iter().enumerate() {
             let mut acts = QuantizedActivations::new();
-            kern.quantize_activations(&x, k, precision, &mut acts)
+            kern.quantize_activations(&x, k, precision, &mut acts, Threads::Current)
                 .unwrap();
             let mut y = vec![0.0; tokens * n];
-            kern.matmul_q8_0(&w, n, &acts, &mut y).unwrap();
+            kern.matmul_q8_0(&w, n, &acts, &mut y, Threads::Current)
+                .unwrap();
             for i in 0..y.len() {
                 let e = (f64::from(y[i]) - exact[i]).abs();
                 // `bound` ≥ Σ|w|·(max|x block|/127). Per value, Int8 errs by ≤ d/2 =
@@ -193,12 +195,14 @@ fn float_weights_match_f64() {
                 for parallel in [false, true] {
                     let mut y = vec![f32::NAN; tokens * n];
                     match (name, parallel) {
-                        ("f32", true) => kern.matmul_f32(&w32, n, k, &x, &mut y),
-                        ("f32", false) => kern.matmul_f32_single_thread(&w32, n, k, &x, &mut y),
-                        ("f16", true) => kern.matmul_f16(&w16, n, k, &x, &mut y),
-                        ("f16", false) => kern.matmul_f16_single_thread(&w16, n, k, &x, &mut y),
-                        ("bf16", true) => kern.matmul_bf16(&wb16, n, k, &x, &mut y),
-                        _ => kern.matmul_bf16_single_thread(&wb16, n, k, &x, &mut y),
+                        ("f32", true) => kern.matmul_f32(&w32, n, k, &x, &mut y, Threads::Current),
+                        ("f32", false) => kern.matmul_f32(&w32, n, k, &x, &mut y, Threads::Single),
+                        ("f16", true) => kern.matmul_f16(&w16, n, k, &x, &mut y, Threads::Current),
+                        ("f16", false) => kern.matmul_f16(&w16, n, k, &x, &mut y, Threads::Single),
+                        ("bf16", true) => {
+                            kern.matmul_bf16(&wb16, n, k, &x, &mut y, Threads::Current)
+                        }
+                        _ => kern.matmul_bf16(&wb16, n, k, &x, &mut y, Threads::Single),
                     }
                     .unwrap();
                     for i in 0..y.len() {
@@ -222,11 +226,23 @@ fn shape_errors() {
     let kern = q8_kernels::kernels().unwrap();
     let mut acts = QuantizedActivations::new();
     assert!(matches!(
-        kern.quantize_activations(&[0.0; 48], 48, ActivationPrecision::Int8, &mut acts),
+        kern.quantize_activations(
+            &[0.0; 48],
+            48,
+            ActivationPrecision::Int8,
+            &mut acts,
+            Threads::Current
+        ),
         Err(KernelError::NotBlockMultiple { .. })
     ));
     assert!(matches!(
-        kern.quantize_activations(&[0.0; 96], 64, ActivationPrecision::Int8, &mut acts),
+        kern.quantize_activations(
+            &[0.0; 96],
+            64,
+            ActivationPrecision::Int8,
+            &mut acts,
+            Threads::Current
+        ),
         Err(KernelError::NotMultiple { .. })
     ));
     let mut rng = Rng::new(4);
@@ -234,21 +250,27 @@ fn shape_errors() {
     // Never quantized: a mismatch, not a panic.
     let mut y = vec![0.0; 4];
     assert!(matches!(
-        kern.matmul_q8_0(&w, 4, &acts, &mut y),
+        kern.matmul_q8_0(&w, 4, &acts, &mut y, Threads::Current),
         Err(KernelError::BackendMismatch { .. })
     ));
-    kern.quantize_activations(&rng.vec(64), 64, ActivationPrecision::Int8, &mut acts)
-        .unwrap();
+    kern.quantize_activations(
+        &rng.vec(64),
+        64,
+        ActivationPrecision::Int8,
+        &mut acts,
+        Threads::Current,
+    )
+    .unwrap();
     assert!(matches!(
-        kern.matmul_q8_0(&w, 5, &acts, &mut y),
+        kern.matmul_q8_0(&w, 5, &acts, &mut y, Threads::Current),
         Err(KernelError::LengthMismatch { what: "w", .. })
     ));
     assert!(matches!(
-        kern.matmul_q8_0(&w, 4, &acts, &mut y[..3]),
+        kern.matmul_q8_0(&w, 4, &acts, &mut y[..3], Threads::Current),
         Err(KernelError::LengthMismatch { what: "y", .. })
     ));
     assert!(matches!(
-        kern.matmul_q8_0(&w, usize::MAX, &acts, &mut y),
+        kern.matmul_q8_0(&w, usize::MAX, &acts, &mut y, Threads::Current),
         Err(KernelError::Overflow { .. })
     ));
     // Activations quantized by another backend are refused.
@@ -256,16 +278,22 @@ fn shape_errors() {
         if other.backend() != kern.backend() {
             let mut a2 = QuantizedActivations::new();
             other
-                .quantize_activations(&rng.vec(64), 64, ActivationPrecision::Int8, &mut a2)
+                .quantize_activations(
+                    &rng.vec(64),
+                    64,
+                    ActivationPrecision::Int8,
+                    &mut a2,
+                    Threads::Current,
+                )
                 .unwrap();
             assert!(matches!(
-                kern.matmul_q8_0(&w, 4, &a2, &mut y),
+                kern.matmul_q8_0(&w, 4, &a2, &mut y, Threads::Current),
                 Err(KernelError::BackendMismatch { .. })
             ));
         }
     }
     assert!(matches!(
-        kern.matmul_f32(&[0.0; 6], 2, 3, &[0.0; 4], &mut [0.0; 2]),
+        kern.matmul_f32(&[0.0; 6], 2, 3, &[0.0; 4], &mut [0.0; 2], Threads::Current),
         Err(KernelError::NotMultiple { .. })
     ));
 }
@@ -274,15 +302,29 @@ fn shape_errors() {
 fn empty_inputs() {
     for kern in Kernels::available() {
         let mut acts = QuantizedActivations::new();
-        kern.quantize_activations(&[], 64, ActivationPrecision::Int8, &mut acts)
-            .unwrap();
+        kern.quantize_activations(
+            &[],
+            64,
+            ActivationPrecision::Int8,
+            &mut acts,
+            Threads::Current,
+        )
+        .unwrap();
         assert_eq!(acts.tokens(), 0);
         let mut rng = Rng::new(5);
         let (w, _) = q8_weights(&mut rng, 3, 64);
-        kern.matmul_q8_0(&w, 3, &acts, &mut []).unwrap();
-        kern.quantize_activations(&rng.vec(128), 64, ActivationPrecision::Int8, &mut acts)
+        kern.matmul_q8_0(&w, 3, &acts, &mut [], Threads::Current)
             .unwrap();
-        kern.matmul_q8_0(&[], 0, &acts, &mut []).unwrap();
+        kern.quantize_activations(
+            &rng.vec(128),
+            64,
+            ActivationPrecision::Int8,
+            &mut acts,
+            Threads::Current,
+        )
+        .unwrap();
+        kern.matmul_q8_0(&[], 0, &acts, &mut [], Threads::Current)
+            .unwrap();
     }
 }
 
@@ -354,9 +396,10 @@ fn packed_q8_0_matches_scalar() {
                 for parallel in [false, true] {
                     let mut y = vec![f32::NAN; tokens * n];
                     if parallel {
-                        kern.matmul_packed_q8_0(&packed, &acts, &mut y).unwrap();
+                        kern.matmul_packed_q8_0(&packed, &acts, &mut y, Threads::Current)
+                            .unwrap();
                     } else {
-                        kern.matmul_packed_q8_0_single_thread(&packed, &acts, &mut y)
+                        kern.matmul_packed_q8_0(&packed, &acts, &mut y, Threads::Single)
                             .unwrap();
                     }
                     let first_diff = y
@@ -405,46 +448,76 @@ fn packed_q8_0_errors() {
         let mut y = vec![0.0; 3 * 20];
         // Never quantized.
         assert!(matches!(
-            kern.matmul_packed_q8_0(&packed, &acts, &mut y),
+            kern.matmul_packed_q8_0(&packed, &acts, &mut y, Threads::Current),
             Err(KernelError::BackendMismatch { .. })
         ));
-        kern.quantize_activations(&x, 64, ActivationPrecision::F32, &mut acts)
-            .unwrap();
+        kern.quantize_activations(
+            &x,
+            64,
+            ActivationPrecision::F32,
+            &mut acts,
+            Threads::Current,
+        )
+        .unwrap();
         assert_eq!(
-            kern.matmul_packed_q8_0(&packed, &acts, &mut y),
+            kern.matmul_packed_q8_0(&packed, &acts, &mut y, Threads::Current),
             Err(KernelError::PackedNeedsInt8 {
                 precision: Some(ActivationPrecision::F32)
             })
         );
-        kern.quantize_activations(&x, 64, ActivationPrecision::Int8, &mut acts)
-            .unwrap();
+        kern.quantize_activations(
+            &x,
+            64,
+            ActivationPrecision::Int8,
+            &mut acts,
+            Threads::Current,
+        )
+        .unwrap();
         assert!(matches!(
-            kern.matmul_packed_q8_0(&packed, &acts, &mut y[1..]),
+            kern.matmul_packed_q8_0(&packed, &acts, &mut y[1..], Threads::Current),
             Err(KernelError::LengthMismatch { what: "y", .. })
         ));
         // Activations of another k.
-        kern.quantize_activations(&x, 32, ActivationPrecision::Int8, &mut acts)
-            .unwrap();
+        kern.quantize_activations(
+            &x,
+            32,
+            ActivationPrecision::Int8,
+            &mut acts,
+            Threads::Current,
+        )
+        .unwrap();
         assert!(matches!(
-            kern.matmul_packed_q8_0(&packed, &acts, &mut vec![0.0; 6 * 20]),
+            kern.matmul_packed_q8_0(&packed, &acts, &mut vec![0.0; 6 * 20], Threads::Current),
             Err(KernelError::LengthMismatch { what: "acts.k", .. })
         ));
         // Activations of another backend.
         scalar()
-            .quantize_activations(&x, 64, ActivationPrecision::Int8, &mut acts)
+            .quantize_activations(
+                &x,
+                64,
+                ActivationPrecision::Int8,
+                &mut acts,
+                Threads::Current,
+            )
             .unwrap();
         assert!(matches!(
-            kern.matmul_packed_q8_0(&packed, &acts, &mut y),
+            kern.matmul_packed_q8_0(&packed, &acts, &mut y, Threads::Current),
             Err(KernelError::BackendMismatch { .. })
         ));
         // Weights packed by another backend are refused by the others.
         for other in Kernels::available() {
             if other.backend() != kern.backend() {
                 other
-                    .quantize_activations(&x, 64, ActivationPrecision::Int8, &mut acts)
+                    .quantize_activations(
+                        &x,
+                        64,
+                        ActivationPrecision::Int8,
+                        &mut acts,
+                        Threads::Current,
+                    )
                     .unwrap();
                 assert!(matches!(
-                    other.matmul_packed_q8_0(&packed, &acts, &mut y),
+                    other.matmul_packed_q8_0(&packed, &acts, &mut y, Threads::Current),
                     Err(KernelError::PackedForOtherBackend { .. })
                 ));
             }
@@ -470,14 +543,21 @@ fn packed_many_matches_one_by_one() {
                 .collect();
             let x = rng.vec(tokens * k);
             let mut acts = QuantizedActivations::new();
-            kern.quantize_activations(&x, k, ActivationPrecision::Int8x2, &mut acts)
-                .unwrap();
+            kern.quantize_activations(
+                &x,
+                k,
+                ActivationPrecision::Int8x2,
+                &mut acts,
+                Threads::Current,
+            )
+            .unwrap();
             let mut one: Vec<Vec<f32>> = packed
                 .iter()
                 .map(|w| vec![0.0; tokens * w.rows()])
                 .collect();
             for (w, y) in packed.iter().zip(one.iter_mut()) {
-                kern.matmul_packed_q8_0_single_thread(w, &acts, y).unwrap();
+                kern.matmul_packed_q8_0(w, &acts, y, Threads::Single)
+                    .unwrap();
             }
             let mut many: Vec<Vec<f32>> = packed
                 .iter()
@@ -541,11 +621,19 @@ fn packed_q8_0_from_shared_bytes() {
             PackedQ8_0::from_shared(kern.backend(), n, k, owner.clone(), 64..64 + len).unwrap();
         let x = rng.vec(tokens * k);
         let mut acts = QuantizedActivations::new();
-        kern.quantize_activations(&x, k, ActivationPrecision::Int8x2, &mut acts)
-            .unwrap();
+        kern.quantize_activations(
+            &x,
+            k,
+            ActivationPrecision::Int8x2,
+            &mut acts,
+            Threads::Current,
+        )
+        .unwrap();
         let (mut y1, mut y2) = (vec![0.0; tokens * n], vec![1.0; tokens * n]);
-        kern.matmul_packed_q8_0(&packed, &acts, &mut y1).unwrap();
-        kern.matmul_packed_q8_0(&shared, &acts, &mut y2).unwrap();
+        kern.matmul_packed_q8_0(&packed, &acts, &mut y1, Threads::Current)
+            .unwrap();
+        kern.matmul_packed_q8_0(&shared, &acts, &mut y2, Threads::Current)
+            .unwrap();
         assert_eq!(y1, y2);
         // Wrong length, outside the owner, misaligned, unsupported backend.
         assert!(

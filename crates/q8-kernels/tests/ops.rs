@@ -7,7 +7,7 @@
 mod common;
 
 use common::Rng;
-use q8_kernels::{AttentionPrecision, AttentionSpec, KernelError, Kernels, RopeTable};
+use q8_kernels::{AttentionPrecision, AttentionSpec, KernelError, Kernels, RopeTable, Threads};
 
 fn close(a: f32, b: f64, tol: f64) -> bool {
     (f64::from(a) - b).abs() <= tol * (1.0 + b.abs())
@@ -284,9 +284,9 @@ fn run_attention(
 ) -> Vec<f32> {
     let mut out = vec![f32::NAN; spec.seq_len * spec.n_heads * spec.head_dim];
     if parallel {
-        kern.attention(q, k, v, spec, &mut out)
+        kern.attention(q, k, v, spec, &mut out, Threads::Current)
     } else {
-        kern.attention_single_thread(q, k, v, spec, &mut out)
+        kern.attention(q, k, v, spec, &mut out, Threads::Single)
     }
     .unwrap();
     out
@@ -327,7 +327,14 @@ fn attention() {
         let mut out = vec![0.0; 8];
         let bad = spec((1, 2, 3, 4, None), AttentionPrecision::F32);
         assert!(matches!(
-            kern.attention(&[0.0; 8], &[0.0; 4], &[0.0; 4], &bad, &mut out),
+            kern.attention(
+                &[0.0; 8],
+                &[0.0; 4],
+                &[0.0; 4],
+                &bad,
+                &mut out,
+                Threads::Current
+            ),
             Err(KernelError::InvalidShape { .. })
         ));
     }

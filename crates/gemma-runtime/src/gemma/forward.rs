@@ -261,11 +261,8 @@ impl GemmaModel {
                 AttentionPrecision::F32
             },
         };
-        if parallel {
-            kern.attention(&s.q, &s.k, &s.v, &spec, &mut s.att)?;
-        } else {
-            kern.attention_single_thread(&s.q, &s.k, &s.v, &spec, &mut s.att)?;
-        }
+        let threads = crate::weights::threads(parallel);
+        kern.attention(&s.q, &s.k, &s.v, &spec, &mut s.att, threads)?;
         // The queries are dead: their allocation takes the output projection.
         std::mem::swap(&mut s.q, &mut s.o);
         sized(&mut s.o, n * cfg.n_embd);

@@ -11,7 +11,10 @@ use core::ops::Range;
 
 use crate::acts::{ActivationPrecision, QuantizedActivations, LO_DIV};
 use crate::block::{BlockQ8_0, QK8_0};
+use crate::kernel::Kernel;
 use crate::scalar::{EXP_LN2_HI, EXP_LN2_LO, EXP_POLY, GELU_COEF_A, SQRT_2_OVER_PI};
+use crate::split::Threads;
+use crate::Backend;
 
 /// Proof that the CPU has NEON (every aarch64 Linux CPU does). Only [`Neon::detect`] makes one.
 #[derive(Clone, Copy, Debug)]
@@ -247,7 +250,7 @@ unsafe fn axpy_impl(a: f32, x: &[f32], y: &mut [f32]) {
 }
 
 macro_rules! vec_ops {
-    ($t:ty) => {
+    ($t:ty, $backend:expr) => {
         impl $t {
             /// `Σ a[i]·b[i]` (equal lengths).
             pub(crate) fn dot(self, a: &[f32], b: &[f32]) -> f32 {
@@ -256,17 +259,55 @@ macro_rules! vec_ops {
             }
         }
 
-        impl crate::scalar::VecOps for $t {
-            fn dot(self, a: &[f32], b: &[f32]) -> f32 {
-                <$t>::dot(self, a, b)
+        /// A NEON backend: the int8 product, activation quantization, dot, axpy, softmax and
+        /// GeGLU have their own kernels; float products, RMSNorm, RoPE and the attention loop
+        /// (on these vector operations) are the reference.
+        impl Kernel for $t {
+            fn backend(&self) -> Backend {
+                $backend
             }
-            fn axpy(self, a: f32, x: &[f32], y: &mut [f32]) {
+
+            fn quantize_int8(
+                &self,
+                x: &[f32],
+                k: usize,
+                tokens: usize,
+                precision: ActivationPrecision,
+                out: &mut QuantizedActivations,
+                threads: Threads,
+            ) {
+                let t = *self;
+                let block =
+                    |x: &_, hi: &mut _, lo: Option<&mut _>| (t.quantize_block(x, hi, lo), 0, 0);
+                let parallel = threads.parallel();
+                crate::acts::quantize_int8(x, k, tokens, precision, out, parallel, false, &block);
+            }
+
+            fn matmul_q8_0(
+                &self,
+                w: &[BlockQ8_0],
+                rows: Range<usize>,
+                acts: &QuantizedActivations,
+                out: &mut [&mut [f32]],
+            ) {
+                <$t>::matmul_q8_0(*self, w, rows, acts, out)
+            }
+
+            fn dot(&self, a: &[f32], b: &[f32]) -> f32 {
+                <$t>::dot(*self, a, b)
+            }
+
+            fn axpy(&self, a: f32, x: &[f32], y: &mut [f32]) {
                 // SAFETY: the token proves NEON; callers pass equal lengths.
                 unsafe { axpy_impl(a, x, y) }
             }
-            fn softmax(self, x: &mut [f32]) {
-                // SAFETY: the token proves NEON.
-                unsafe { softmax_impl(x) }
+
+            fn softmax(&self, x: &mut [f32]) {
+                <$t>::softmax(*self, x)
+            }
+
+            fn geglu(&self, gate: &[f32], up: &[f32], out: &mut [f32]) {
+                <$t>::geglu(*self, gate, up, out)
             }
         }
 
@@ -456,8 +497,8 @@ unsafe fn quantize_block_impl(
     d
 }
 
-vec_ops!(Neon);
-vec_ops!(NeonDotprod);
+vec_ops!(Neon, Backend::Neon);
+vec_ops!(NeonDotprod, Backend::NeonDotprod);
 
 #[cfg(test)]
 mod tests {

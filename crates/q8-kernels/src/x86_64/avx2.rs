@@ -18,6 +18,10 @@ use core::ops::Range;
 
 use crate::acts::{ActivationPrecision, QuantizedActivations, LO_DIV};
 use crate::block::{BlockQ8_0, QK8_0};
+use crate::kernel::{FloatWeights, Kernel, PackedKernel};
+use crate::packed::PackedQ8_0;
+use crate::split::Threads;
+use crate::Backend;
 
 /// Proof that the CPU has AVX2, FMA and F16C. Only [`Avx2::detect`] makes one.
 #[derive(Clone, Copy, Debug)]
@@ -123,15 +127,85 @@ struct Src {
     d: *const f32,
 }
 
-impl crate::scalar::VecOps for Avx2 {
-    fn dot(self, a: &[f32], b: &[f32]) -> f32 {
-        Avx2::dot(self, a, b)
+/// The AVX2 backend: everything but RMSNorm, RoPE and the attention loop (which runs on these
+/// `dot`, `softmax` and `axpy`) has its own kernel.
+impl Kernel for Avx2 {
+    fn backend(&self) -> Backend {
+        Backend::Avx2
     }
-    fn axpy(self, a: f32, x: &[f32], y: &mut [f32]) {
-        Avx2::axpy(self, a, x, y)
+
+    fn quantize_int8(
+        &self,
+        x: &[f32],
+        k: usize,
+        tokens: usize,
+        precision: ActivationPrecision,
+        out: &mut QuantizedActivations,
+        threads: Threads,
+    ) {
+        let t = *self;
+        let block = |x: &_, hi: &mut _, lo: Option<&mut _>| (t.quantize_block(x, hi, lo), 0, 0);
+        let parallel = threads.parallel();
+        crate::acts::quantize_int8(x, k, tokens, precision, out, parallel, false, &block);
     }
-    fn softmax(self, x: &mut [f32]) {
-        Avx2::softmax(self, x)
+
+    fn matmul_q8_0(
+        &self,
+        w: &[BlockQ8_0],
+        rows: Range<usize>,
+        acts: &QuantizedActivations,
+        out: &mut [&mut [f32]],
+    ) {
+        Avx2::matmul_q8_0(*self, w, rows, acts, out);
+    }
+
+    fn packed(&self) -> Option<&dyn PackedKernel> {
+        Some(self)
+    }
+
+    fn matmul_float(
+        &self,
+        w: FloatWeights<'_>,
+        k: usize,
+        rows: Range<usize>,
+        x: &[f32],
+        out: &mut [&mut [f32]],
+    ) {
+        use super::avx2_f32::FloatRows8;
+        match w {
+            FloatWeights::F32(w) => self.matmul_rows8(&FloatRows8 { w, k }, k, rows, x, out),
+            FloatWeights::F16(w) => self.matmul_rows8(&FloatRows8 { w, k }, k, rows, x, out),
+            FloatWeights::Bf16(w) => self.matmul_rows8(&FloatRows8 { w, k }, k, rows, x, out),
+        }
+    }
+
+    fn dot(&self, a: &[f32], b: &[f32]) -> f32 {
+        Avx2::dot(*self, a, b)
+    }
+
+    fn axpy(&self, a: f32, x: &[f32], y: &mut [f32]) {
+        Avx2::axpy(*self, a, x, y)
+    }
+
+    fn softmax(&self, x: &mut [f32]) {
+        Avx2::softmax(*self, x)
+    }
+
+    fn geglu(&self, gate: &[f32], up: &[f32], out: &mut [f32]) {
+        Avx2::geglu(*self, gate, up, out)
+    }
+}
+
+/// The packed kernel of `avx2_packed.rs` (weights packed by the portable packer).
+impl PackedKernel for Avx2 {
+    fn matmul_packed(
+        &self,
+        w: &PackedQ8_0,
+        rows: Range<usize>,
+        acts: &QuantizedActivations,
+        out: &mut [&mut [f32]],
+    ) {
+        Avx2::matmul_packed(*self, w, rows, acts, out);
     }
 }
 

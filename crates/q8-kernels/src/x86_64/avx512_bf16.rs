@@ -13,7 +13,7 @@ use core::ops::Range;
 
 use super::avx512_f32::hsum16;
 use super::avx512vnni::Avx512Vnni;
-use crate::{AttentionBlock, AttentionSpec};
+use crate::attention::{AttentionBlock, AttentionSpec};
 
 /// 32 bf16 values seen as 512 bits.
 #[inline]

@@ -11,10 +11,10 @@ use core::ops::Range;
 use half::{bf16, f16};
 
 use super::avx512vnni::Avx512Vnni;
+use crate::attention::{AttentionBlock, AttentionPrecision, AttentionSpec};
 use crate::block::{BlockQ8_0, QK8_0};
 use crate::scalar::{EXP_LN2_HI, EXP_LN2_LO, EXP_POLY};
 use crate::scalar::{GELU_COEF_A, SQRT_2_OVER_PI};
-use crate::{AttentionBlock, AttentionPrecision, AttentionSpec};
 
 /// Weight rows the f32 tile can read 16 values at a time, converted to f32.
 pub(crate) trait Rows16: Sync {
@@ -473,18 +473,6 @@ pub(crate) unsafe fn hsum16(v: &[__m512; 16]) -> __m512 {
     };
     let (c01, c23) = (pair(w[0], w[1]), pair(w[2], w[3]));
     pair(c01, c23)
-}
-
-impl crate::scalar::VecOps for Avx512Vnni {
-    fn dot(self, a: &[f32], b: &[f32]) -> f32 {
-        Avx512Vnni::dot(self, a, b)
-    }
-    fn axpy(self, a: f32, x: &[f32], y: &mut [f32]) {
-        Avx512Vnni::axpy(self, a, x, y)
-    }
-    fn softmax(self, x: &mut [f32]) {
-        Avx512Vnni::softmax(self, x)
-    }
 }
 
 impl Avx512Vnni {

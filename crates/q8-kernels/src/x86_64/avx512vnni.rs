@@ -25,8 +25,12 @@ use core::arch::x86_64::*;
 use core::ops::Range;
 
 use crate::acts::{ActivationPrecision, QuantizedActivations, LO_DIV};
+use crate::attention::{self, AttentionSpec};
 use crate::block::{BlockQ8_0, QK8_0};
+use crate::kernel::{FloatWeights, Kernel, PackedKernel};
 use crate::packed::{PackedQ8_0, GROUP_BLOCK_BYTES, PACK_ROWS};
+use crate::split::Threads;
+use crate::Backend;
 
 /// Proof that the CPU has AVX-512 F/BW/VL/VNNI (and AVX2, FMA, F16C). Only [`Avx512Vnni::detect`]
 /// makes one.
@@ -54,6 +58,126 @@ struct ActRow {
     q: *const i8,
     d: *const f32,
     corr: *const i32,
+}
+
+/// The AVX-512 VNNI backend: every operation but RoPE has its own kernel.
+impl Kernel for Avx512Vnni {
+    fn backend(&self) -> Backend {
+        Backend::Avx512Vnni
+    }
+
+    /// The packed kernel's layout: the portable one plus the block corrections.
+    fn quantize_int8(
+        &self,
+        x: &[f32],
+        k: usize,
+        tokens: usize,
+        precision: ActivationPrecision,
+        out: &mut QuantizedActivations,
+        threads: Threads,
+    ) {
+        let t = *self;
+        let block = |x: &_, hi: &mut _, lo: Option<&mut _>| t.quantize_block(x, hi, lo);
+        let parallel = threads.parallel();
+        crate::acts::quantize_int8(x, k, tokens, precision, out, parallel, true, &block);
+    }
+
+    fn matmul_q8_0(
+        &self,
+        w: &[BlockQ8_0],
+        rows: Range<usize>,
+        acts: &QuantizedActivations,
+        out: &mut [&mut [f32]],
+    ) {
+        Avx512Vnni::matmul_q8_0(*self, w, rows, acts, out);
+    }
+
+    fn packed(&self) -> Option<&dyn PackedKernel> {
+        Some(self)
+    }
+
+    fn matmul_float(
+        &self,
+        w: FloatWeights<'_>,
+        k: usize,
+        rows: Range<usize>,
+        x: &[f32],
+        out: &mut [&mut [f32]],
+    ) {
+        use super::avx512_f32::FloatRows;
+        match w {
+            FloatWeights::F32(w) => {
+                self.matmul_rows16(&FloatRows { w, stride: k }, k, rows, x, out)
+            }
+            FloatWeights::F16(w) => {
+                self.matmul_rows16(&FloatRows { w, stride: k }, k, rows, x, out)
+            }
+            FloatWeights::Bf16(w) => {
+                self.matmul_rows16(&FloatRows { w, stride: k }, k, rows, x, out)
+            }
+        }
+    }
+
+    fn dot(&self, a: &[f32], b: &[f32]) -> f32 {
+        Avx512Vnni::dot(*self, a, b)
+    }
+
+    fn axpy(&self, a: f32, x: &[f32], y: &mut [f32]) {
+        Avx512Vnni::axpy(*self, a, x, y)
+    }
+
+    fn softmax(&self, x: &mut [f32]) {
+        Avx512Vnni::softmax(*self, x)
+    }
+
+    fn geglu(&self, gate: &[f32], up: &[f32], out: &mut [f32]) {
+        Avx512Vnni::geglu(*self, gate, up, out)
+    }
+
+    fn rms_norm(&self, x: &mut [f32], weight: &[f32], eps: f32) {
+        for row in x.chunks_exact_mut(weight.len()) {
+            let ss = Avx512Vnni::dot(*self, row, row);
+            let inv = 1.0 / (ss / weight.len() as f32 + eps).sqrt();
+            self.scale_mul(row, inv, Some(weight));
+        }
+    }
+
+    /// Blocks of queries as register tiles, from keys transposed once per call.
+    fn attention(
+        &self,
+        q: &[f32],
+        k: &[f32],
+        v: &[f32],
+        spec: &AttentionSpec,
+        out: &mut [f32],
+        threads: Threads,
+    ) {
+        let keys = self.keys(k, spec);
+        attention::for_query_blocks(spec, out, threads, |queries, ob| {
+            self.attention_block(q, &keys, v, spec, queries, ob)
+        });
+    }
+
+    fn has_bf16_attention(&self) -> bool {
+        self.bf16
+    }
+}
+
+/// The packed kernel and its faster group packer.
+impl PackedKernel for Avx512Vnni {
+    fn pack_group(&self, rows: &[&[BlockQ8_0]], gq: &mut [u32], gd: &mut [half::f16]) {
+        Avx512Vnni::pack_group(*self, rows, gq, gd);
+    }
+
+    fn matmul_packed(
+        &self,
+        w: &PackedQ8_0,
+        rows: Range<usize>,
+        acts: &QuantizedActivations,
+        out: &mut [&mut [f32]],
+    ) {
+        Avx512Vnni::matmul_packed(*self, w, rows, acts, out);
+    }
 }
 
 impl Avx512Vnni {
