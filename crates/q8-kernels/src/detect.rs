@@ -95,7 +95,6 @@ impl Imp {
             #[cfg(target_arch = "aarch64")]
             Backend::NeonDotprod => aarch64::neon::NeonDotprod::detect().map(Imp::NeonDotprod),
             // Backends of another architecture.
-            #[allow(unreachable_patterns)]
             _ => None,
         }
     }

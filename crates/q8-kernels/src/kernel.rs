@@ -126,7 +126,6 @@ pub(crate) trait Kernel: Send + Sync + fmt::Debug {
     /// Attention shaped by `spec` (non-empty), split into blocks of queries over the current
     /// team or rayon pool unless `threads` is [`Threads::Single`]. The reference runs head by
     /// head with this backend's [`Kernel::dot`], [`Kernel::softmax`] and [`Kernel::axpy`].
-    #[allow(clippy::too_many_arguments)]
     fn attention(
         &self,
         q: &[f32],
