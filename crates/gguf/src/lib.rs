@@ -76,7 +76,7 @@ pub use dequant::dequantize_row;
 pub use error::GgufError;
 pub use half;
 pub use reader::{
-    Gguf, TensorInfo, ALIGNMENT_KEY, DEFAULT_ALIGNMENT, MAGIC, MAX_ALIGNMENT, MAX_DIMS,
+    file_kind, Gguf, TensorInfo, ALIGNMENT_KEY, DEFAULT_ALIGNMENT, MAGIC, MAX_ALIGNMENT, MAX_DIMS,
     MAX_TENSOR_NAME,
 };
 pub use types::{quantize_q8_0, quantize_q8_0_into, BlockQ8_0, GgmlType, ALL_GGML_TYPES, QK8_0};

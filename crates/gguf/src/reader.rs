@@ -160,8 +160,9 @@ impl Gguf<memmap2::Mmap> {
     }
 }
 
-/// "a directory", "a FIFO (named pipe)", ...: what a path that is not a regular file names.
-fn file_kind(ty: &std::fs::FileType) -> &'static str {
+/// "a directory", "a FIFO (named pipe)", ...: what a path that is not a regular file names (for
+/// error messages about paths that must be regular files).
+pub fn file_kind(ty: &std::fs::FileType) -> &'static str {
     #[cfg(unix)]
     {
         use std::os::unix::fs::FileTypeExt;

@@ -423,33 +423,8 @@ pub(crate) fn require_model_file(path: &Path) -> Result<()> {
         }),
         Ok(meta) if !meta.is_file() => Err(Error::ModelNotAFile {
             path: path.to_owned(),
-            kind: file_kind(&meta.file_type()),
+            kind: gguf::file_kind(&meta.file_type()),
         }),
         _ => Ok(()),
-    }
-}
-
-/// "a directory", "a FIFO (named pipe)", ...: what a path that is not a regular file names.
-fn file_kind(ty: &std::fs::FileType) -> &'static str {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::FileTypeExt;
-        if ty.is_fifo() {
-            return "a FIFO (named pipe)";
-        }
-        if ty.is_char_device() {
-            return "a character device";
-        }
-        if ty.is_block_device() {
-            return "a block device";
-        }
-        if ty.is_socket() {
-            return "a socket";
-        }
-    }
-    if ty.is_dir() {
-        "a directory"
-    } else {
-        "something other than a regular file"
     }
 }
